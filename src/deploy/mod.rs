@@ -1,0 +1,1 @@
+//! deploy (under construction)

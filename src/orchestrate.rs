@@ -1,0 +1,1 @@
+//! orchestrate (under construction)
