@@ -1,1 +1,149 @@
-//! cli (under construction)
+//! The command line (clap). Clap types stay in this file: [`crate::run`] turns them into the
+//! plain option structs the rest of the crate takes.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Benchmark LLM serving systems: deploy baselines, drive open-loop streaming load, write
+/// LMBench-compatible results.
+#[derive(Debug, Parser)]
+#[command(name = "lmbench", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration, deploy each baseline, run every workload, write results.
+    Run(RunArgs),
+    /// Print the runs the configuration expands into, with a time estimate.
+    Plan(PlanArgs),
+    /// Check the configuration and report every problem; deploys nothing.
+    Validate(ConfigArg),
+    /// Serve lmbench's simulated OpenAI-compatible engine.
+    Sim(SimArgs),
+}
+
+/// The configuration file.
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArg {
+    /// run-bench.yaml. When it is not given and ./run-bench.yaml does not exist, the embedded
+    /// default suite (simulated engine, no GPU) is used.
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+}
+
+/// `lmbench plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The configuration.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which stages `run` performs (LMBench's `--start-from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StartFrom {
+    /// Infrastructure, baselines and workloads.
+    #[value(name = "1")]
+    Infra,
+    /// Skip infrastructure set-up; deploy baselines and run workloads.
+    #[value(name = "2")]
+    Baselines,
+    /// Only run the workloads against an endpoint that is already up.
+    #[value(name = "3")]
+    Workloads,
+}
+
+/// API type for `--start-from 3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApiTypeArg {
+    /// /v1/completions.
+    Completions,
+    /// /v1/chat/completions.
+    Chat,
+}
+
+/// `lmbench run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Where result folders go (default: 4-latest-results beside run-bench.yaml).
+    #[arg(long)]
+    pub results_dir: Option<PathBuf>,
+    /// 1 = everything; 2 = skip infrastructure set-up; 3 = only the workloads, against an
+    /// endpoint that is already up (needs --model-url and --key).
+    #[arg(long, value_enum, default_value = "1")]
+    pub start_from: StartFrom,
+    /// Model name to send (with --start-from 3).
+    #[arg(long)]
+    pub model_url: Option<String>,
+    /// Baseline key for result file names (with --start-from 3).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// API type (with --start-from 3).
+    #[arg(long, value_enum, default_value = "completions")]
+    pub api_type: ApiTypeArg,
+    /// Port the endpoint answers on (LMBench's 30080). Launch scripts read it as LMBENCH_PORT.
+    #[arg(long, default_value_t = 30080, env = "LMBENCH_PORT")]
+    pub port: u16,
+    /// Override every workload's seconds of sending per point (quick local loops, CI).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// Seconds to wait for a deployed baseline to answer GET /v1/models.
+    #[arg(long, default_value_t = 900.0, value_name = "SECONDS")]
+    pub ready_timeout: f64,
+    /// Seconds one request may take, streaming included, before it counts as timed out.
+    #[arg(long, default_value_t = 600.0, value_name = "SECONDS")]
+    pub request_timeout: f64,
+}
+
+/// Simulated engine mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimMode {
+    /// Exact TTFT and inter-token delay, independent of load.
+    Fixed,
+    /// Prefill, batched decode, queueing and a prefix cache, like a real engine.
+    Engine,
+}
+
+/// `lmbench sim`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 30080)]
+    pub port: u16,
+    /// fixed or engine.
+    #[arg(long, value_enum)]
+    pub mode: Option<SimMode>,
+    /// Model name served.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Time to first token in fixed mode (ms).
+    #[arg(long)]
+    pub ttft_ms: Option<f64>,
+    /// Delay between tokens in fixed mode (ms).
+    #[arg(long)]
+    pub itl_ms: Option<f64>,
+    /// Seed of the generated text and of the fault knobs.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Any other engine setting, as KEY=VALUE (camelCase keys as in a `Simulated` baseline;
+    /// VALUE is read as JSON when it parses, else as a string). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// All settings as one JSON object (applied before the other flags).
+    #[arg(long, value_name = "JSON")]
+    pub config_json: Option<String>,
+}

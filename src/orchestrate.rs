@@ -1,1 +1,513 @@
-//! orchestrate (under construction)
+//! `lmbench run`: for each baseline, deploy it, wait until it answers, run every workload at
+//! every sweep point, write the results, and tear it down — on success, on failure and on
+//! Ctrl-C alike. A failed run or baseline does not stop the others; the exit code says so.
+
+use crate::client::{Client, ClientConfig};
+use crate::config::{Baseline, BaselineKind, LoadedConfig, Suite};
+use crate::deploy::local::{LaunchSpec, LocalProcess};
+use crate::deploy::readiness;
+use crate::measure::{Aggregator, SummaryContext};
+use crate::plan::{PlannedBaseline, PlannedRun, RunPlan};
+use crate::record::ApiType;
+use crate::results::{build_result_json, ResultMeta, ResultWriter};
+use crate::workload::{self, runner, RunContext};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Exit codes.
+pub mod exit {
+    /// Everything ran.
+    pub const OK: u8 = 0;
+    /// At least one run or deployment failed.
+    pub const RUN_FAILED: u8 = 1;
+    /// Bad configuration or arguments.
+    pub const BAD_INPUT: u8 = 2;
+    /// Interrupted by Ctrl-C or SIGTERM.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Options of `lmbench run`, free of clap types.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Folder that receives `<suite>/…` result folders.
+    pub results_dir: PathBuf,
+    /// 1, 2 or 3 (LMBench's `--start-from`).
+    pub start_from: u8,
+    /// `--model-url` (stage 3).
+    pub model_url: Option<String>,
+    /// `--key` (stage 3).
+    pub key: Option<String>,
+    /// `--api-type` (stage 3).
+    pub api_type: ApiType,
+    /// Port of the endpoint.
+    pub port: u16,
+    /// Override of every workload's send duration.
+    pub duration_override_s: Option<f64>,
+    /// Deadline for readiness.
+    pub ready_timeout: Duration,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+}
+
+/// How one run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The planned run.
+    pub run: PlannedRun,
+    /// True if it produced a result with at least one successful request.
+    pub ok: bool,
+    /// The result file, if one was written.
+    pub result_file: Option<PathBuf>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+    /// One-line figures for the end-of-suite summary.
+    pub figures: String,
+}
+
+/// Seconds given to a local engine between SIGTERM and SIGKILL.
+const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long to wait for the port to be released before a deployment.
+const PORT_FREE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Install the Ctrl-C / SIGTERM handler: the first signal cancels the token (in-flight requests
+/// are cancelled, their records kept, deployments torn down); a second forces exit 130.
+pub fn install_signal_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut count = 0;
+        loop {
+            let got = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {},
+                            _ = t.recv() => {},
+                        }
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            got.await;
+            count += 1;
+            if count == 1 {
+                tracing::warn!("interrupted: cancelling in-flight requests and tearing down (press Ctrl-C again to force)");
+                cancel.cancel();
+            } else {
+                eprintln!("forced exit");
+                std::process::exit(exit::INTERRUPTED as i32);
+            }
+        }
+    });
+}
+
+/// Check before the first deployment that results can be written there.
+pub fn check_results_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("results folder {} cannot be created: {e}", dir.display()))?;
+    let probe = dir.join(format!(".lmbench-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"ok")
+        .map_err(|e| format!("results folder {} is not writable: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Run the whole plan. Returns the exit code.
+pub async fn run_plan(
+    cfg: &LoadedConfig,
+    plan: &RunPlan,
+    opts: &RunOptions,
+    cancel: &CancellationToken,
+) -> u8 {
+    if let Err(e) = check_results_dir(&opts.results_dir) {
+        eprintln!("error: {e}");
+        return exit::BAD_INPUT;
+    }
+    let mut outcomes: Vec<RunOutcome> = Vec::new();
+    if opts.start_from == 3 {
+        outcomes = run_against_existing(cfg, plan, opts, cancel).await;
+    } else {
+        for pb in &plan.baselines {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let runs: Vec<&PlannedRun> = plan
+                .runs
+                .iter()
+                .filter(|r| r.suite_idx == pb.suite_idx && r.baseline_idx == pb.baseline_idx)
+                .collect();
+            outcomes.extend(run_baseline(cfg, plan, pb, &runs, opts, cancel).await);
+        }
+    }
+    print_summary(&outcomes);
+    for o in &outcomes {
+        if let Some(p) = &o.result_file {
+            println!("{}", p.display());
+        }
+    }
+    if cancel.is_cancelled() {
+        exit::INTERRUPTED
+    } else if outcomes.iter().any(|o| !o.ok) || outcomes.len() < plan.runs.len() && opts.start_from != 3 {
+        exit::RUN_FAILED
+    } else {
+        exit::OK
+    }
+}
+
+fn failed(run: &PlannedRun, error: String) -> RunOutcome {
+    RunOutcome {
+        run: run.clone(),
+        ok: false,
+        result_file: None,
+        error: Some(error),
+        figures: String::new(),
+    }
+}
+
+/// The launch of a local baseline, or why it cannot be launched here.
+fn launch_spec(
+    cfg: &LoadedConfig,
+    b: &Baseline,
+    key: &str,
+    log_path: PathBuf,
+    port: u16,
+) -> Result<LaunchSpec, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find lmbench's own executable: {e}"))?;
+    let mut env = vec![
+        ("LMBENCH_PORT".to_string(), port.to_string()),
+        ("LMBENCH_ROOT".to_string(), cfg.root.display().to_string()),
+        ("LMBENCH_BIN".to_string(), exe.display().to_string()),
+        ("LMBENCH_BASELINE_KEY".to_string(), key.to_string()),
+        ("LMBENCH_MODEL".to_string(), b.model_url.clone()),
+    ];
+    if let Some(t) = &b.hf_token {
+        env.push(("HF_TOKEN".to_string(), t.expose().to_string()));
+    }
+    match &b.kind {
+        BaselineKind::Flat { path, .. } => Ok(LaunchSpec {
+            program: PathBuf::from("bash"),
+            args: vec![path.clone().into_os_string()],
+            cwd: cfg.root.clone(),
+            env,
+            log_path,
+        }),
+        BaselineKind::Simulated { params, .. } => Ok(LaunchSpec {
+            program: exe,
+            args: vec![
+                "sim".into(),
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                port.to_string().into(),
+                "--config-json".into(),
+                Value::Object(params.clone()).to_string().into(),
+            ],
+            cwd: cfg.root.clone(),
+            env,
+            log_path,
+        }),
+        other => Err(format!(
+            "baseline type {} cannot be deployed by this version of lmbench yet (Local-Flat `Flat` and `Simulated` baselines can)",
+            other.type_name()
+        )),
+    }
+}
+
+async fn run_baseline(
+    cfg: &LoadedConfig,
+    plan: &RunPlan,
+    pb: &PlannedBaseline,
+    runs: &[&PlannedRun],
+    opts: &RunOptions,
+    cancel: &CancellationToken,
+) -> Vec<RunOutcome> {
+    let suite = &cfg.suites[pb.suite_idx];
+    let b = &suite.baselines[pb.baseline_idx];
+    let suite_dir = opts.results_dir.join(&suite.name);
+    let log_path = suite_dir.join("pod-logs").join(format!("{}.log", pb.baseline_key));
+    tracing::info!("deploying baseline {} ({})", pb.baseline_key, pb.baseline_type);
+    let spec = match launch_spec(cfg, b, &pb.baseline_key, log_path.clone(), opts.port) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return runs.iter().map(|r| failed(r, e.clone())).collect();
+        }
+    };
+    if let Err(e) = readiness::wait_port_free(opts.port, PORT_FREE_TIMEOUT).await {
+        let msg = format!("cannot deploy {}: {e}", pb.baseline_key);
+        tracing::error!("{msg}");
+        return runs.iter().map(|r| failed(r, msg.clone())).collect();
+    }
+    let mut proc = match LocalProcess::spawn(&spec) {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = format!("cannot start {}: {e}", pb.baseline_key);
+            tracing::error!("{msg}");
+            return runs.iter().map(|r| failed(r, msg.clone())).collect();
+        }
+    };
+    let base_url = format!("http://127.0.0.1:{}", opts.port);
+    let ready = tokio::select! {
+        r = readiness::wait_ready(&base_url, opts.ready_timeout, || proc.exit_reason()) => Some(r),
+        _ = cancel.cancelled() => None,
+    };
+    let mut outcomes = Vec::new();
+    match ready {
+        None => {
+            outcomes.extend(runs.iter().map(|r| failed(r, "interrupted during deployment".into())));
+        }
+        Some(Err(e)) => {
+            let msg = format!("baseline {} did not become ready: {e}", pb.baseline_key);
+            tracing::error!("{msg}");
+            outcomes.extend(runs.iter().map(|r| failed(r, msg.clone())));
+        }
+        Some(Ok(info)) => {
+            tracing::info!("baseline {} ready in {:.1}s (log: {})", pb.baseline_key, info.elapsed.as_secs_f64(), log_path.display());
+            let client = Client::new(ClientConfig {
+                base_url: base_url.clone(),
+                model: b.model_url.clone(),
+                api: b.api_type,
+                request_timeout: opts.request_timeout,
+                api_key: std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()),
+            });
+            match client {
+                Err(e) => outcomes.extend(runs.iter().map(|r| failed(r, format!("cannot build the HTTP client: {e}")))),
+                Ok(client) => {
+                    for (pos, run) in runs.iter().enumerate() {
+                        if cancel.is_cancelled() {
+                            break;
+                        }
+                        if let Some(reason) = proc.exit_reason() {
+                            let msg = format!("the engine of {} exited: {reason}", pb.baseline_key);
+                            tracing::error!("{msg}");
+                            outcomes.push(failed(run, msg));
+                            continue;
+                        }
+                        let serving = json!({"baseline_type": b.kind.type_name(), "config": b.config_json});
+                        let o = execute_run(cfg, plan, suite, run, &client, serving, pos as u64, opts, cancel).await;
+                        outcomes.push(o);
+                    }
+                }
+            }
+        }
+    }
+    match proc.teardown(TEARDOWN_GRACE).await {
+        Ok(rep) => tracing::info!(
+            "baseline {} torn down in {:.1}s{}",
+            pb.baseline_key,
+            rep.elapsed.as_secs_f64(),
+            if rep.needed_sigkill { " (needed SIGKILL)" } else { "" }
+        ),
+        Err(e) => tracing::error!("teardown of {} failed: {e}", pb.baseline_key),
+    }
+    if let Err(e) = readiness::wait_port_free(opts.port, PORT_FREE_TIMEOUT).await {
+        tracing::error!("after teardown of {}: {e}", pb.baseline_key);
+    }
+    outcomes
+}
+
+/// `--start-from 3`: every suite's workloads against an endpoint that is already up.
+async fn run_against_existing(
+    cfg: &LoadedConfig,
+    plan: &RunPlan,
+    opts: &RunOptions,
+    cancel: &CancellationToken,
+) -> Vec<RunOutcome> {
+    let model = opts.model_url.clone().unwrap_or_default();
+    let key = opts.key.clone().unwrap_or_default();
+    let base_url = format!("http://127.0.0.1:{}", opts.port);
+    let client = match Client::new(ClientConfig {
+        base_url,
+        model,
+        api: opts.api_type,
+        request_timeout: opts.request_timeout,
+        api_key: std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()),
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot build the HTTP client: {e}");
+            return Vec::new();
+        }
+    };
+    let mut outcomes = Vec::new();
+    // The first baseline's runs of each suite stand for the suite's workloads.
+    let firsts: Vec<&PlannedRun> = plan.runs.iter().filter(|r| r.baseline_idx == 0).collect();
+    for (pos, run) in firsts.into_iter().enumerate() {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let mut run = run.clone();
+        run.baseline_key = key.clone();
+        run.baseline_type = "existing-endpoint";
+        let suite = &cfg.suites[run.suite_idx];
+        let o = execute_run(cfg, plan, suite, &run, &client, json!({}), pos as u64, opts, cancel).await;
+        outcomes.push(o);
+    }
+    outcomes
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn execute_run(
+    cfg: &LoadedConfig,
+    plan: &RunPlan,
+    suite: &Suite,
+    run: &PlannedRun,
+    client: &Client,
+    serving: Value,
+    position: u64,
+    opts: &RunOptions,
+    cancel: &CancellationToken,
+) -> RunOutcome {
+    let item = &suite.workloads[run.workload_idx];
+    let baseline = &suite.baselines[run.baseline_idx.min(suite.baselines.len() - 1)];
+    let label = format!(
+        "[{}/{}] {} {} {}",
+        run.index + 1,
+        plan.runs.len(),
+        run.baseline_key,
+        run.workload_name,
+        run.sweep.value.map(|v| format!("{}={}", run.sweep.key, v.label())).unwrap_or_else(|| "timed".into())
+    );
+    let ctx = RunContext {
+        seed: run.seed,
+        user_id_base: position * 1_000_000,
+        qps: run.qps.map(|q| q.value),
+        duration_override_s: opts.duration_override_s,
+    };
+    let mut wl = match workload::build(item, baseline, run, &ctx) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("{label}: {e}");
+            return failed(run, e.to_string());
+        }
+    };
+    let api = client.config().api.as_str();
+    let mut meta = ResultMeta {
+        suite_name: suite.name.clone(),
+        session_id: plan.session_id.clone(),
+        timestamp: chrono::Local::now(),
+        baseline_key: run.baseline_key.clone(),
+        workload_name: run.workload_name.clone(),
+        qps_label: run.qps_label.clone(),
+        infra: cfg.infra.json.clone(),
+        serving,
+        workload: workload::result_params(item, run, api),
+        run: Value::Null,
+    };
+    let dir = opts.results_dir.join(&suite.name);
+    let mut writer = match ResultWriter::create(&dir, &meta) {
+        Ok(w) => w,
+        Err(e) => {
+            let msg = format!("cannot create result files in {}: {e}", dir.display());
+            tracing::error!("{label}: {msg}");
+            return failed(run, msg);
+        }
+    };
+    tracing::info!("{label}: started");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    // The collector owns the records: it streams them to disk and keeps only what the summary
+    // needs.
+    let collector = tokio::spawn(async move {
+        let mut agg = Aggregator::new();
+        let mut write_error = None;
+        while let Some(rec) = rx.recv().await {
+            agg.add(&rec);
+            if write_error.is_none() {
+                if let Err(e) = writer.write_record(&rec) {
+                    write_error = Some(e.to_string());
+                }
+            }
+        }
+        (writer, agg, write_error)
+    });
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let epoch = tokio::time::Instant::now();
+    let stats = runner::run(wl.as_mut(), client, epoch, cancel, tx).await;
+    let (writer, agg, write_error) = match collector.await {
+        Ok(x) => x,
+        Err(e) => return failed(run, format!("collector task failed: {e}")),
+    };
+    let window = wl.window();
+    let summary = agg.finish(&SummaryContext {
+        target_qps: run.qps.map(|q| q.value),
+        run_duration_s: window.map(|(a, b)| b - a),
+    });
+    let results = summary.results_json();
+    meta.run = json!({
+        "index": run.index,
+        "seed": run.seed,
+        "sweep": {run.sweep.key: run.sweep.value.map(|v| v.to_json())},
+        "started_at_unix_s": started_unix,
+        "send_window_s": window.map(|(a, b)| json!([a, b])),
+        "endpoint": client.config().base_url,
+        "api_type": api,
+        "model": client.config().model,
+        "request_timeout_s": opts.request_timeout.as_secs_f64(),
+        "tokenizer": workload::prompt::PromptBuilder::global().tokenizer_name(),
+        "partial": stats.cancelled,
+        "scheduler": stats,
+        "workload_stats": wl.stats(),
+    });
+    let result = build_result_json(&meta, &summary);
+    let path = match writer.finish(&result) {
+        Ok(p) => p,
+        Err(e) => return failed(run, format!("cannot write the result file: {e}")),
+    };
+    let ok_count = results.get("successful_requests").and_then(Value::as_u64).unwrap_or(0);
+    let total = results.get("total_requests").and_then(Value::as_u64).unwrap_or(stats.finished);
+    let pick = |k: &str, s: &str| results.get(k).and_then(|v| v.get(s)).and_then(Value::as_f64);
+    let figures = format!(
+        "{ok_count}/{total} ok, TTFT p50 {} ms, ITL p50 {} ms, achieved {} of target {} QPS, send lag p99 {} ms",
+        fmt_opt(pick("ttft_ms", "median")),
+        fmt_opt(pick("inter_token_latency_ms", "median")),
+        fmt_opt(results.get("achieved_qps").and_then(Value::as_f64)),
+        fmt_opt(results.get("target_qps").and_then(Value::as_f64)),
+        fmt_opt(pick("send_lag_ms", "p99")),
+    );
+    tracing::info!("{label}: {figures} -> {}", path.display());
+    let mut error = write_error.map(|e| format!("request records could not all be written: {e}"));
+    if ok_count == 0 {
+        error = Some(error.unwrap_or_else(|| "no request succeeded".into()));
+    }
+    RunOutcome {
+        run: run.clone(),
+        ok: ok_count > 0 && !stats.cancelled,
+        result_file: Some(path),
+        error,
+        figures,
+    }
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into())
+}
+
+fn print_summary(outcomes: &[RunOutcome]) {
+    if outcomes.is_empty() {
+        return;
+    }
+    let failed = outcomes.iter().filter(|o| !o.ok).count();
+    eprintln!("\n== lmbench: {} run(s), {} failed ==", outcomes.len(), failed);
+    for o in outcomes {
+        let point = o
+            .run
+            .sweep
+            .value
+            .map(|v| format!("{}={}", o.run.sweep.key, v.label()))
+            .unwrap_or_else(|| "timed".into());
+        let status = if o.ok { "ok    " } else { "FAILED" };
+        let detail = match (&o.error, o.figures.is_empty()) {
+            (Some(e), true) => e.clone(),
+            (Some(e), false) => format!("{} ({e})", o.figures),
+            (None, _) => o.figures.clone(),
+        };
+        eprintln!("{status} {} {} {point}: {detail}", o.run.baseline_key, o.run.workload_name);
+    }
+}

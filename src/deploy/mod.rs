@@ -1,1 +1,141 @@
-//! deploy (under construction)
+//! Bring a baseline up on this machine and take it down again.
+//!
+//! A local ("Flat") baseline is a launch script run as a supervised process group
+//! ([`local::LocalProcess`]): its output goes to a log file, and teardown signals the whole
+//! group, so engines that fork workers (vLLM) leave nothing behind. [`readiness`] decides
+//! when the engine can take load (`GET /v1/models` lists a model) and when its port is free
+//! again for the next baseline.
+
+pub mod local;
+pub mod readiness;
+
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why bringing a baseline up or down failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The engine's launch command could not be started at all.
+    #[error("could not start {} (in {}): {source}", program.display(), cwd.display())]
+    Spawn {
+        /// The program that was to be executed.
+        program: PathBuf,
+        /// The working directory it was to run in.
+        cwd: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The supervised process exited before the engine became ready.
+    ///
+    /// `reason` carries the exit status and the tail of the engine's log (see
+    /// [`local::LocalProcess::exit_reason`]).
+    #[error("engine process exited before it was ready: {reason}")]
+    ExitedEarly {
+        /// Exit status and log tail, as one human-readable text.
+        reason: String,
+    },
+    /// The engine did not answer `/v1/models` with a model before the deadline.
+    #[error("engine at {url} not ready after {:.1}s; last error: {last_error}", waited.as_secs_f64())]
+    ReadyTimeout {
+        /// The URL that was polled.
+        url: String,
+        /// How long was waited.
+        waited: Duration,
+        /// The last failure seen while polling.
+        last_error: String,
+    },
+    /// A port that the baseline needs is still taken by another process.
+    #[error("port {port} is still in use after {:.1}s", waited.as_secs_f64())]
+    PortBusy {
+        /// The port.
+        port: u16,
+        /// How long was waited for it to become free.
+        waited: Duration,
+    },
+    /// Signalling the engine's process group failed.
+    #[error("could not send {signal} to process group {pgid}: {source}")]
+    Signal {
+        /// The process group id.
+        pgid: i32,
+        /// The signal's name.
+        signal: &'static str,
+        /// The OS error.
+        #[source]
+        source: nix::Error,
+    },
+    /// Processes of the engine's group were still alive after SIGKILL and a wait.
+    #[error("process group {pgid} still has live processes {:.1}s after SIGKILL", waited.as_secs_f64())]
+    GroupSurvived {
+        /// The process group id.
+        pgid: i32,
+        /// How long was waited after SIGKILL.
+        waited: Duration,
+    },
+    /// Any other I/O failure (log file, waiting on the child).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl DeployError {
+    /// An [`DeployError::Io`] with a description of what was being done.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        DeployError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// The last `lines` lines of the file at `path`, lossily decoded as UTF-8.
+///
+/// Reads at most the final 64 KiB, so a huge engine log costs nothing. A missing or
+/// unreadable file yields a short note instead of an error: this feeds error messages.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    const MAX_BYTES: u64 = 64 * 1024;
+    let read = || -> io::Result<Vec<u8>> {
+        let mut file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        file.seek(SeekFrom::Start(len.saturating_sub(MAX_BYTES)))?;
+        let mut buf = Vec::new();
+        file.read_to_end(&mut buf)?;
+        Ok(buf)
+    };
+    match read() {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("<cannot read {}: {e}>", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_tail_keeps_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.log");
+        let body: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, body).unwrap();
+        let tail = log_tail(&path, 3);
+        assert_eq!(tail, "line 28\nline 29\nline 30");
+        assert_eq!(log_tail(&path, 100).lines().count(), 30);
+    }
+
+    #[test]
+    fn log_tail_of_a_missing_file_says_so() {
+        let tail = log_tail(Path::new("/nonexistent/lmbench/engine.log"), 5);
+        assert!(tail.contains("cannot read"), "{tail}");
+    }
+}

@@ -1,0 +1,499 @@
+//! Hand-computed summaries of small synthetic runs.
+
+use super::*;
+use crate::record::{ErrorKind, RequestError, RequestRecord};
+use serde_json::Value;
+
+const EPS: f64 = 1e-9;
+
+fn close(a: Option<f64>, b: f64) -> bool {
+    a.is_some_and(|a| (a - b).abs() < 1e-6 * b.abs().max(1.0))
+}
+
+macro_rules! assert_close {
+    ($got:expr, $want:expr) => {
+        assert!(
+            close($got, $want),
+            "{} = {:?}, want {}",
+            stringify!($got),
+            $got,
+            $want
+        )
+    };
+}
+
+/// A successful record; the client's counts default to the server's prompt count (or 10) and
+/// the number of chunks.
+fn rec(
+    id: u64,
+    due: f64,
+    sent: f64,
+    chunks: &[f64],
+    end: f64,
+    prompt: Option<u64>,
+    completion: Option<u64>,
+) -> RequestRecord {
+    RequestRecord {
+        id,
+        user_id: Some(id),
+        round: 1,
+        warmup: false,
+        due_s: due,
+        sent_s: sent,
+        first_token_s: chunks.first().copied(),
+        end_s: end,
+        chunk_times_s: chunks.to_vec(),
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        cached_tokens: None,
+        client_prompt_tokens: prompt.unwrap_or(10),
+        client_completion_tokens: chunks.len() as u64,
+        max_tokens: 64,
+        status: Some(200),
+        error: None,
+    }
+}
+
+fn failed(id: u64, due: f64, sent: f64, end: f64, kind: ErrorKind) -> RequestRecord {
+    RequestRecord {
+        first_token_s: None,
+        chunk_times_s: Vec::new(),
+        status: None,
+        error: Some(RequestError {
+            kind,
+            message: "boom".into(),
+        }),
+        ..rec(id, due, sent, &[], end, None, None)
+    }
+}
+
+/// Three successful requests with hand-computable numbers.
+fn three() -> Vec<RequestRecord> {
+    let mut r1 = rec(
+        1,
+        0.0,
+        0.01,
+        &[0.21, 0.26, 0.31, 0.36],
+        0.37,
+        Some(100),
+        Some(4),
+    );
+    r1.client_prompt_tokens = 98;
+    r1.cached_tokens = Some(50);
+    let mut r2 = rec(2, 1.0, 1.0, &[1.157, 1.207], 1.217, Some(200), Some(2));
+    r2.cached_tokens = Some(0);
+    let r3 = rec(3, 2.0, 2.02, &[2.5], 2.5, Some(300), Some(1));
+    vec![r1, r2, r3]
+}
+
+fn ctx(target: Option<f64>) -> SummaryContext {
+    SummaryContext {
+        target_qps: target,
+        run_duration_s: None,
+    }
+}
+
+#[test]
+fn hand_computed_summary() {
+    let s = summarize(&three(), &ctx(Some(1.0)));
+    let m = s.metrics().expect("metrics");
+    assert_eq!(m.successful_requests, 3);
+    // max end 2.5 − min sent 0.01
+    assert!((m.benchmark_duration_s - 2.49).abs() < EPS);
+    assert_eq!(m.total_input_tokens, 600);
+    assert_eq!(m.total_generated_tokens, 7);
+    assert_close!(m.request_throughput_req_per_s, 3.0 / 2.49);
+    assert_close!(m.output_token_throughput_tok_per_s, 7.0 / 2.49);
+    assert_close!(m.input_token_throughput_tok_per_s, 600.0 / 2.49);
+    assert_close!(m.total_token_throughput_tok_per_s, 607.0 / 2.49);
+
+    // TTFT: 200, 157, 480 → sorted 157, 200, 480; p99 rank 1.98 → 200 + 0.98·280
+    assert_eq!(m.ttft_ms.count, 3);
+    assert_close!(m.ttft_ms.mean, 279.0);
+    assert_close!(m.ttft_ms.median, 200.0);
+    assert_close!(m.ttft_ms.p99, 474.4);
+    assert_close!(m.ttft_ms.p90, 200.0 + 0.8 * 280.0);
+    assert_close!(m.ttft_ms.min, 157.0);
+    assert_close!(m.ttft_ms.max, 480.0);
+
+    // TPOT: (0.37−0.21)/3 = 53.333 ms, (1.217−1.157)/1 = 60 ms; the 1-token request is excluded.
+    assert_eq!(m.tpot_ms.count, 2);
+    assert_close!(m.tpot_ms.mean, (160.0 / 3.0 + 60.0) / 2.0);
+    assert_close!(m.tpot_ms.median, (160.0 / 3.0 + 60.0) / 2.0);
+    assert_close!(m.tpot_ms.p99, 160.0 / 3.0 + 0.99 * (60.0 - 160.0 / 3.0));
+    assert_close!(m.tpot_ms.std, (60.0 - 160.0 / 3.0) / 2.0);
+
+    // LMBench ITL: 360/4 = 90, 217/2 = 108.5, 480/1 = 480.
+    assert_close!(m.itl_ms.mean, (90.0 + 108.5 + 480.0) / 3.0);
+    assert_close!(m.itl_ms.median, 108.5);
+    assert_close!(m.itl_ms.p99, 108.5 + 0.98 * (480.0 - 108.5));
+
+    // Per-chunk gaps: 50, 50, 50 and 50.
+    assert_eq!(s.inter_token_latency_ms.count, 4);
+    assert_close!(s.inter_token_latency_ms.mean, 50.0);
+    assert_close!(s.inter_token_latency_ms.max, 50.0);
+    assert!((s.inter_token_latency_ms.median.unwrap() - 50.0).abs() < 0.05);
+    assert!((s.inter_token_latency_ms.p99.unwrap() - 50.0).abs() < 0.05);
+
+    assert_close!(s.e2e_latency_ms.mean, (360.0 + 217.0 + 480.0) / 3.0);
+    assert_close!(s.e2e_latency_ms.median, 360.0);
+    assert_close!(s.ttft_from_due_ms.median, 210.0);
+    assert_close!(s.ttft_from_due_ms.max, 500.0);
+    assert_close!(s.e2e_from_due_ms.mean, (370.0 + 217.0 + 500.0) / 3.0);
+    assert_close!(s.send_lag_ms.mean, 10.0);
+    assert_close!(s.send_lag_ms.max, 20.0);
+
+    // Sends at 0.01, 1.0, 2.02: span 2.01 · 3/2 = 3.015 s; dues 0, 1, 2: 3 s.
+    assert_close!(s.send_window_s, 3.015);
+    assert_close!(s.achieved_qps, 3.0 / 3.015);
+    assert_close!(s.scheduled_qps, 1.0);
+    assert_eq!(s.target_qps, Some(1.0));
+    assert!(!s.qps_shortfall);
+
+    assert_eq!(s.total_requests, 3);
+    assert_eq!(s.failed_requests, 0);
+    assert!(s.failures_by_cause.is_empty());
+    assert_eq!(s.warmup_requests, 0);
+    assert_eq!(s.token_source.prompt, Some(CountSource::Server));
+    assert_eq!(s.token_source.completion, Some(CountSource::Server));
+    let p = &s.token_disagreement.prompt;
+    assert_eq!(
+        (p.client_total, p.server_total, p.requests_compared),
+        (598, 600, 3)
+    );
+    assert_close!(p.mean_abs_diff_pct, 2.0 / 3.0);
+    assert_close!(s.token_disagreement.completion.mean_abs_diff_pct, 0.0);
+    assert_eq!(s.total_cached_tokens, Some(50));
+    assert_close!(s.cache_hit_ratio, 50.0 / 300.0);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
+fn results_json_is_rounded_and_ordered() {
+    let v = summarize(&three(), &ctx(Some(1.0))).results_json();
+    let obj = v.as_object().unwrap();
+    let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "successful_requests",
+            "benchmark_duration_s",
+            "total_input_tokens",
+            "total_generated_tokens",
+            "request_throughput_req_per_s",
+            "output_token_throughput_tok_per_s",
+            "input_token_throughput_tok_per_s",
+            "total_token_throughput_tok_per_s",
+            "ttft_ms",
+            "tpot_ms",
+            "itl_ms",
+            "total_requests",
+            "failed_requests",
+            "failures_by_cause",
+            "warmup_requests",
+            "e2e_latency_ms",
+            "inter_token_latency_ms",
+            "ttft_from_due_ms",
+            "e2e_from_due_ms",
+            "send_lag_ms",
+            "target_qps",
+            "achieved_qps",
+            "scheduled_qps",
+            "send_window_s",
+            "configured_duration_s",
+            "qps_shortfall",
+            "token_source",
+            "token_disagreement",
+            "total_cached_tokens",
+            "cache_hit_ratio",
+            "warnings",
+        ]
+    );
+    assert_eq!(v["successful_requests"], 3);
+    assert!(v["successful_requests"].is_u64());
+    assert_eq!(v["benchmark_duration_s"], 2.49);
+    assert_eq!(v["request_throughput_req_per_s"], 1.2);
+    assert_eq!(v["output_token_throughput_tok_per_s"], 2.81);
+    assert_eq!(v["input_token_throughput_tok_per_s"], 240.96);
+    assert_eq!(v["ttft_ms"]["mean"], 279.0);
+    assert_eq!(v["ttft_ms"]["p99"], 474.4);
+    let stat_keys: Vec<&str> = v["ttft_ms"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        stat_keys,
+        ["mean", "median", "p99", "p90", "min", "max", "std", "count"]
+    );
+    assert_eq!(v["tpot_ms"]["mean"], 56.67);
+    assert_eq!(v["itl_ms"]["p99"], 472.57);
+    assert_eq!(v["achieved_qps"], 0.995);
+    assert_eq!(v["cache_hit_ratio"], 0.1667);
+    assert_eq!(v["token_source"]["prompt"], "server");
+    assert_eq!(v["token_disagreement"]["prompt"]["mean_abs_diff_pct"], 0.67);
+    assert_eq!(v["configured_duration_s"], Value::Null);
+
+    let lm = summarize(&three(), &ctx(None)).lmbench_results_json();
+    assert_eq!(lm.as_object().unwrap().len(), 11);
+    assert_eq!(lm["tpot_ms"]["p99"], 59.93);
+}
+
+#[test]
+fn warmup_is_excluded_everywhere() {
+    let base = summarize(&three(), &ctx(Some(1.0)));
+    let mut recs = three();
+    let mut w = rec(90, -10.0, -9.0, &[-5.0, -1.0], 0.0, Some(5000), Some(2));
+    w.warmup = true;
+    recs.push(w.clone());
+    w.id = 91;
+    w.error = Some(RequestError {
+        kind: ErrorKind::Timeout,
+        message: "late".into(),
+    });
+    recs.insert(0, w);
+    let s = summarize(&recs, &ctx(Some(1.0)));
+    assert_eq!(s.warmup_requests, 2);
+    let mut s_no_warmup = s.clone();
+    s_no_warmup.warmup_requests = 0;
+    assert_eq!(s_no_warmup, base);
+}
+
+#[test]
+fn failures_counted_by_cause_and_excluded_from_latency() {
+    let mut recs = three();
+    recs.push(failed(4, 3.0, 3.0, 33.0, ErrorKind::Timeout));
+    recs.push(failed(5, 4.0, 4.04, 4.1, ErrorKind::HttpStatus));
+    recs.push(failed(6, 5.0, 5.0, 5.2, ErrorKind::HttpStatus));
+    let s = summarize(&recs, &ctx(None));
+    let m = s.metrics().unwrap();
+    assert_eq!(m.successful_requests, 3);
+    // The window and latencies are the successful requests' only.
+    assert!((m.benchmark_duration_s - 2.49).abs() < EPS);
+    assert_eq!(m.ttft_ms.count, 3);
+    assert_close!(m.ttft_ms.mean, 279.0);
+    assert_eq!(s.e2e_latency_ms.count, 3);
+    assert_eq!(s.total_requests, 6);
+    assert_eq!(s.failed_requests, 3);
+    let causes: Vec<(&str, u64)> = s
+        .failures_by_cause
+        .iter()
+        .map(|(k, n)| (k.as_str(), *n))
+        .collect();
+    assert_eq!(causes, [("http_status", 2), ("timeout", 1)]);
+    // Send lag and the achieved rate include failed requests (they were sent).
+    assert_eq!(s.send_lag_ms.count, 6);
+    assert_close!(s.send_lag_ms.max, 40.0);
+    assert_close!(s.scheduled_qps, 6.0 / (5.0 * 6.0 / 5.0));
+    assert!(s
+        .warnings
+        .iter()
+        .any(|w| w.contains("3 of 6 requests failed")));
+}
+
+#[test]
+fn zero_and_one_token_responses_never_give_negative_or_infinite_tpot() {
+    let recs = vec![
+        // No content at all (server count 0).
+        rec(1, 0.0, 0.0, &[], 0.3, Some(10), Some(0)),
+        // No usage and no chunks: client count 0.
+        rec(2, 0.5, 0.5, &[], 0.6, None, None),
+        // One token.
+        rec(3, 1.0, 1.0, &[1.2], 1.25, Some(10), Some(1)),
+        // Server says 2 tokens but the stream ended "before" the first chunk (clock edge).
+        rec(4, 1.5, 1.5, &[1.9], 1.8, Some(10), Some(2)),
+    ];
+    let s = summarize(&recs, &ctx(None));
+    let m = s.metrics().unwrap();
+    assert_eq!(m.successful_requests, 4);
+    assert_eq!(m.tpot_ms.count, 1);
+    assert_eq!(m.tpot_ms.min, Some(0.0));
+    // TTFT only where a content chunk arrived.
+    assert_eq!(m.ttft_ms.count, 2);
+    // LMBench ITL needs ≥ 1 token: requests 3 and 4.
+    assert_eq!(m.itl_ms.count, 2);
+    assert_close!(m.itl_ms.min, 150.0);
+    assert_eq!(s.inter_token_latency_ms.count, 0);
+    assert_eq!(s.inter_token_latency_ms.mean, None);
+    assert_eq!(s.e2e_latency_ms.count, 4);
+    assert_no_bad_numbers(&s.results_json());
+    let v = s.results_json();
+    assert_eq!(v["inter_token_latency_ms"]["p99"], Value::Null);
+}
+
+fn assert_no_bad_numbers(v: &Value) {
+    match v {
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap();
+            assert!(x.is_finite() && x >= 0.0, "bad number {x}");
+        }
+        Value::Array(a) => a.iter().for_each(assert_no_bad_numbers),
+        Value::Object(o) => o.values().for_each(assert_no_bad_numbers),
+        _ => {}
+    }
+}
+
+#[test]
+fn token_source_and_disagreement() {
+    let mut a = rec(1, 0.0, 0.0, &[0.1, 0.2, 0.3], 0.3, Some(100), Some(3));
+    a.client_prompt_tokens = 110; // +10 %
+    let mut b = rec(2, 1.0, 1.0, &[1.1, 1.2], 1.2, None, None);
+    b.client_prompt_tokens = 50;
+    let mut c = rec(3, 2.0, 2.0, &[2.1, 2.2], 2.2, Some(40), Some(4));
+    c.client_prompt_tokens = 40;
+    let s = summarize(&[a.clone(), b.clone(), c], &ctx(None));
+    assert_eq!(s.token_source.prompt, Some(CountSource::Mixed));
+    assert_eq!(s.token_source.completion, Some(CountSource::Mixed));
+    let m = s.metrics().unwrap();
+    // Best counts: server 100 + client 50 + server 40; completions 3 + 2 (client) + 4.
+    assert_eq!(m.total_input_tokens, 190);
+    assert_eq!(m.total_generated_tokens, 9);
+    let p = &s.token_disagreement.prompt;
+    assert_eq!(
+        (p.client_total, p.server_total, p.requests_compared),
+        (150, 140, 2)
+    );
+    assert_close!(p.mean_abs_diff_pct, 5.0);
+    let c = &s.token_disagreement.completion;
+    // Chunks 3 vs 3 (0 %), 2 vs 4 (50 %).
+    assert_eq!(
+        (c.client_total, c.server_total, c.requests_compared),
+        (5, 7, 2)
+    );
+    assert_close!(c.mean_abs_diff_pct, 25.0);
+    assert!(s
+        .warnings
+        .iter()
+        .any(|w| w.contains("completion token counts differ")));
+    assert!(!s
+        .warnings
+        .iter()
+        .any(|w| w.contains("prompt token counts differ")));
+    assert_eq!(s.total_cached_tokens, None);
+    assert_eq!(s.cache_hit_ratio, None);
+
+    let s = summarize(&[b], &ctx(None));
+    assert_eq!(s.token_source.prompt, Some(CountSource::Client));
+    assert_eq!(s.token_disagreement.prompt.requests_compared, 0);
+    assert_eq!(s.token_disagreement.prompt.mean_abs_diff_pct, None);
+    assert!(s.warnings.iter().any(|w| w.contains("usage")));
+
+    // Server count 0 with client 3: compared against 1 token, not divided by zero.
+    let mut z = rec(4, 0.0, 0.0, &[0.1, 0.2, 0.3], 0.3, Some(10), Some(0));
+    z.client_prompt_tokens = 10;
+    let s = summarize(&[z], &ctx(None));
+    assert_close!(s.token_disagreement.completion.mean_abs_diff_pct, 300.0);
+}
+
+fn evenly_spaced(n: u64, rate: f64, lag: impl Fn(f64) -> f64) -> Vec<RequestRecord> {
+    (0..n)
+        .map(|i| {
+            let due = i as f64 / rate;
+            let sent = lag(due);
+            rec(i, due, sent, &[sent + 0.1], sent + 0.2, Some(10), Some(1))
+        })
+        .collect()
+}
+
+#[test]
+fn achieved_qps_and_shortfall() {
+    // 11 sends 0.5 s apart: window 5 s · 11/10 = 5.5 s → exactly 2 req/s.
+    let s = summarize(&evenly_spaced(11, 2.0, |d| d), &ctx(Some(2.0)));
+    assert_close!(s.send_window_s, 5.5);
+    assert_close!(s.achieved_qps, 2.0);
+    assert_close!(s.scheduled_qps, 2.0);
+    assert!(!s.qps_shortfall);
+    assert_close!(s.send_lag_ms.max, 0.0);
+
+    // The client falls behind: each send 25 % later than due → 1.6 req/s.
+    let s = summarize(&evenly_spaced(11, 2.0, |d| d * 1.25), &ctx(Some(2.0)));
+    assert_close!(s.achieved_qps, 1.6);
+    assert_close!(s.scheduled_qps, 2.0);
+    assert!(s.qps_shortfall);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("80.0% of the target 2 req/s")),
+        "{:?}",
+        s.warnings
+    );
+    assert!(s.warnings.iter().any(|w| w.contains("send lag")));
+    assert_eq!(s.results_json()["qps_shortfall"], true);
+
+    // 96 % of the target is not a shortfall.
+    let s = summarize(&evenly_spaced(11, 2.0, |d| d / 0.96), &ctx(Some(2.0)));
+    assert!(!s.qps_shortfall);
+
+    // No target: never a shortfall.
+    let s = summarize(&evenly_spaced(11, 2.0, |d| d * 3.0), &ctx(None));
+    assert!(!s.qps_shortfall);
+
+    // One request: no span; the configured duration is the window when given.
+    let one = evenly_spaced(1, 2.0, |d| d);
+    let s = summarize(&one, &ctx(Some(2.0)));
+    assert_eq!(s.achieved_qps, None);
+    assert!(!s.qps_shortfall);
+    let s = summarize(
+        &one,
+        &SummaryContext {
+            target_qps: Some(2.0),
+            run_duration_s: Some(4.0),
+        },
+    );
+    assert_close!(s.achieved_qps, 0.25);
+    assert_eq!(s.configured_duration_s, Some(4.0));
+    assert!(s.qps_shortfall);
+}
+
+#[test]
+fn empty_run_gives_lmbench_error_object() {
+    let s = Aggregator::new().finish(&ctx(Some(1.0)));
+    assert!(s.is_empty());
+    let lm = s.lmbench_results_json();
+    assert_eq!(lm["error"], "No successful requests completed");
+    assert_eq!(lm["message"], "No requests were recorded");
+    assert_eq!(lm.as_object().unwrap().len(), 2);
+    let v = s.results_json();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(&keys[..3], ["error", "message", "total_requests"]);
+    assert!(v.get("ttft_ms").is_none());
+    assert_eq!(v["e2e_latency_ms"]["mean"], Value::Null);
+    assert_eq!(v["achieved_qps"], Value::Null);
+    assert_no_bad_numbers(&v);
+    assert!(!serde_json::to_string(&v).unwrap().contains("NaN"));
+
+    let recs = vec![
+        failed(1, 0.0, 0.0, 1.0, ErrorKind::Connect),
+        failed(2, 1.0, 1.0, 1.5, ErrorKind::Connect),
+        failed(3, 2.0, 2.0, 9.0, ErrorKind::Timeout),
+    ];
+    let s = summarize(&recs, &ctx(Some(1.0)));
+    assert!(s.is_empty());
+    let v = s.results_json();
+    assert_eq!(v["error"], "No successful requests completed");
+    assert_eq!(
+        v["message"],
+        "All 3 requests failed (connect: 2, timeout: 1)"
+    );
+    assert_eq!(v["failed_requests"], 3);
+    assert_eq!(v["failures_by_cause"]["connect"], 2);
+    assert_eq!(v["achieved_qps"], 1.0);
+    assert_eq!(v["token_source"]["prompt"], Value::Null);
+    assert_no_bad_numbers(&v);
+}
+
+#[test]
+fn streaming_order_does_not_matter() {
+    let mut recs = three();
+    recs.push(failed(4, 3.0, 3.0, 3.5, ErrorKind::StreamBroken));
+    let forward = summarize(&recs, &ctx(Some(1.0)));
+    recs.reverse();
+    let mut agg = Aggregator::new();
+    for r in &recs {
+        agg.add(r);
+    }
+    assert_eq!(agg.total_requests(), 4);
+    assert_eq!(agg.successful_requests(), 3);
+    assert_eq!(agg.finish(&ctx(Some(1.0))), forward);
+}

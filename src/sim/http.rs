@@ -1,0 +1,646 @@
+//! The simulator's HTTP face: axum routes, OpenAI request parsing, the SSE and JSON response
+//! shapes, and fault injection.
+//!
+//! Streaming follows vLLM and llama-server: one `data:` chunk per generated token (the chat API
+//! first sends a role-only delta, together with the first token), the last token chunk carries
+//! `finish_reason`, then a `"choices": []` chunk with `usage` when
+//! `stream_options.include_usage` is set, then `data: [DONE]`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use rand::RngExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::cache::block_hashes;
+use super::engine::{NewSeq, SeqEvent};
+use super::metrics::add;
+use super::tokens::{self, OutputPlan};
+use super::{Shared, SimMode};
+use crate::record::ApiType;
+
+/// Default `max_tokens` when a request names none (vLLM's completions default).
+pub const DEFAULT_MAX_TOKENS: u32 = 16;
+
+/// Request bodies up to this size are read (long-context prompts are large).
+const BODY_LIMIT: usize = 256 << 20;
+
+/// The data line sent by `malformedAfterTokens`: valid SSE framing, invalid JSON.
+const GARBAGE: &str = "data: {\"choices\": [{\"text\": <<sim: malformed chunk>>\n\n";
+
+/// All routes over the shared state.
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/models", get(models))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/completions", post(completions))
+        .route("/v1/chat/completions", post(chat_completions))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(shared)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let kind = match status {
+        StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => "invalid_request_error",
+        StatusCode::SERVICE_UNAVAILABLE => "service_unavailable",
+        _ => "server_error",
+    };
+    let body = json!({
+        "error": {
+            "message": message.into(),
+            "type": kind,
+            "param": null,
+            "code": status.as_u16(),
+        }
+    });
+    (status, Json(body)).into_response()
+}
+
+fn not_ready(sh: &Shared) -> Option<Response> {
+    (Instant::now() < sh.ready_at)
+        .then(|| error(StatusCode::SERVICE_UNAVAILABLE, "sim: still starting up"))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn models(State(sh): State<Arc<Shared>>) -> Response {
+    if let Some(r) = not_ready(&sh) {
+        return r;
+    }
+    let max_len = (sh.cfg.max_model_len > 0).then_some(sh.cfg.max_model_len);
+    Json(json!({
+        "object": "list",
+        "data": [{
+            "id": sh.cfg.model,
+            "object": "model",
+            "created": sh.created,
+            "owned_by": "lmbench-sim",
+            "root": sh.cfg.model,
+            "max_model_len": max_len,
+        }]
+    }))
+    .into_response()
+}
+
+async fn health(State(sh): State<Arc<Shared>>) -> Response {
+    not_ready(&sh).unwrap_or_else(|| Json(json!({"status": "ok"})).into_response())
+}
+
+async fn metrics(State(sh): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        sh.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn completions(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
+    generate(sh, ApiType::Completions, body).await
+}
+
+async fn chat_completions(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
+    generate(sh, ApiType::Chat, body).await
+}
+
+#[derive(Debug, Deserialize)]
+struct GenRequest {
+    model: Option<String>,
+    prompt: Option<Value>,
+    messages: Option<Vec<ChatMessage>>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
+    ignore_eos: Option<bool>,
+    n: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatMessage {
+    content: Option<Value>,
+}
+
+/// The prompt's tokens: `prompt` (a string, a list whose first string is used, or a list of
+/// token ids) or the words of every message's content in order (roles add no tokens).
+fn prompt_tokens(api: ApiType, req: &GenRequest) -> Result<Vec<u64>, String> {
+    let mut out = Vec::new();
+    match api {
+        ApiType::Completions => match &req.prompt {
+            Some(Value::String(s)) => tokens::tokenize_into(s, &mut out),
+            Some(Value::Array(items)) => match items.first() {
+                Some(Value::String(s)) => tokens::tokenize_into(s, &mut out),
+                Some(Value::Number(_)) => token_ids(items, &mut out)?,
+                Some(Value::Array(ids)) => token_ids(ids, &mut out)?,
+                _ => return Err("`prompt` must be a string or a non-empty list".into()),
+            },
+            _ => return Err("`prompt` is required and must be a string or a list".into()),
+        },
+        ApiType::Chat => {
+            let messages = req
+                .messages
+                .as_deref()
+                .filter(|m| !m.is_empty())
+                .ok_or("`messages` is required and must be a non-empty list")?;
+            for m in messages {
+                match &m.content {
+                    Some(Value::String(s)) => tokens::tokenize_into(s, &mut out),
+                    Some(Value::Array(parts)) => {
+                        for p in parts {
+                            if let Some(text) = p.get("text").and_then(Value::as_str) {
+                                tokens::tokenize_into(text, &mut out);
+                            }
+                        }
+                    }
+                    None | Some(Value::Null) => {}
+                    Some(_) => return Err("message `content` must be a string or a list".into()),
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("the prompt is empty".into());
+    }
+    Ok(out)
+}
+
+fn token_ids(items: &[Value], out: &mut Vec<u64>) -> Result<(), String> {
+    for v in items {
+        let id = v.as_u64().ok_or("token ids must be non-negative integers")?;
+        out.push(tokens::id_token(id));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Faults {
+    stall: Option<u32>,
+    malformed: Option<u32>,
+    reset: Option<u32>,
+}
+
+/// Everything a response needs besides the token timing.
+struct Generation {
+    api: ApiType,
+    id: String,
+    created: u64,
+    model: String,
+    plan: OutputPlan,
+    prompt_len: u64,
+    include_usage: bool,
+    faults: Faults,
+}
+
+/// Where a response's token timing comes from.
+enum Source {
+    Fixed {
+        first: Instant,
+        itl: Duration,
+        next: u32,
+        len: u32,
+        cached: u64,
+        shared: Arc<Shared>,
+        _running: RunningGuard,
+    },
+    Engine {
+        events: mpsc::UnboundedReceiver<SeqEvent>,
+        cached: u64,
+    },
+}
+
+impl Source {
+    /// Waits until the next token is generated; `None` when the engine dropped the sequence.
+    async fn next_token(&mut self) -> Option<()> {
+        match self {
+            Source::Fixed {
+                first,
+                itl,
+                next,
+                len,
+                shared,
+                ..
+            } => {
+                tokio::time::sleep_until(*first + *itl * *next).await;
+                *next += 1;
+                add(&shared.metrics.generation_tokens, 1);
+                if *next == *len {
+                    add(&shared.metrics.requests_finished, 1);
+                }
+                Some(())
+            }
+            Source::Engine { events, cached } => loop {
+                match events.recv().await? {
+                    SeqEvent::Admitted { cached_tokens } => *cached = cached_tokens,
+                    SeqEvent::Token => return Some(()),
+                }
+            },
+        }
+    }
+
+    fn cached_tokens(&self) -> u64 {
+        match self {
+            Source::Fixed { cached, .. } | Source::Engine { cached, .. } => *cached,
+        }
+    }
+}
+
+/// Counts a fixed-mode request as running while it lives.
+struct RunningGuard(Arc<Shared>);
+
+impl RunningGuard {
+    fn new(sh: &Arc<Shared>) -> Self {
+        sh.metrics.running.fetch_add(1, Ordering::Relaxed);
+        RunningGuard(Arc::clone(sh))
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.metrics.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn generate(sh: Arc<Shared>, api: ApiType, body: Bytes) -> Response {
+    add(&sh.metrics.requests, 1);
+    match start(&sh, api, &body) {
+        Ok((g, src, true)) => stream_response(&sh, g, src),
+        Ok((g, src, false)) => whole_response(&sh, g, src).await,
+        Err(resp) => {
+            add(&sh.metrics.request_errors, 1);
+            resp
+        }
+    }
+}
+
+/// Validates a request, applies the seeded failure draw and starts its generation. Returns the
+/// generation, its token source and whether to stream.
+fn start(
+    sh: &Arc<Shared>,
+    api: ApiType,
+    body: &[u8],
+) -> Result<(Generation, Source, bool), Response> {
+    if let Some(r) = not_ready(sh) {
+        return Err(r);
+    }
+    let bad = |msg: String| error(StatusCode::BAD_REQUEST, msg);
+    let req: GenRequest =
+        serde_json::from_slice(body).map_err(|e| bad(format!("invalid request body: {e}")))?;
+    let cfg = &sh.cfg;
+    if let Some(model) = req.model.as_deref().filter(|m| *m != cfg.model) {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("The model `{model}` does not exist."),
+        ));
+    }
+    if req.n.is_some_and(|n| n != 1) {
+        return Err(bad("only n = 1 is supported".into()));
+    }
+    let prompt = prompt_tokens(api, &req).map_err(bad)?;
+    let prompt_len = prompt.len() as u64;
+    let max_tokens = req
+        .max_tokens
+        .or(req.max_completion_tokens)
+        .unwrap_or(DEFAULT_MAX_TOKENS);
+    if max_tokens == 0 {
+        return Err(bad("max_tokens must be at least 1".into()));
+    }
+    if cfg.max_model_len > 0 && prompt_len + u64::from(max_tokens) > cfg.max_model_len {
+        return Err(bad(format!(
+            "This model's maximum context length is {} tokens. However, you requested {} tokens \
+             ({prompt_len} in the messages, {max_tokens} in the completion).",
+            cfg.max_model_len,
+            prompt_len + u64::from(max_tokens)
+        )));
+    }
+
+    let (fail, stream_fault) = {
+        let mut rng = sh.lock_fault_rng();
+        let a: f64 = rng.random();
+        let b: f64 = rng.random();
+        (a < cfg.fail_probability, b < cfg.stream_fault_probability)
+    };
+    if fail {
+        return Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "sim: injected failure",
+        ));
+    }
+    let faults = if stream_fault {
+        Faults {
+            stall: cfg.stall_after_tokens,
+            malformed: cfg.malformed_after_tokens,
+            reset: cfg.reset_after_tokens,
+        }
+    } else {
+        Faults::default()
+    };
+
+    let plan = OutputPlan::new(
+        cfg.seed,
+        &prompt,
+        max_tokens,
+        cfg.eos_probability,
+        req.ignore_eos.unwrap_or(false),
+    );
+    let blocks = block_hashes(&prompt, cfg.block_size as usize);
+    add(&sh.metrics.prompt_tokens, prompt_len);
+    let source = match cfg.mode {
+        SimMode::Fixed => {
+            let cached = {
+                let mut cache = sh.lock_cache();
+                let hit = if cache.enabled() {
+                    add(&sh.metrics.prefix_cache_queries, prompt_len);
+                    let hit = cache.lookup(&blocks, prompt_len);
+                    add(&sh.metrics.prefix_cache_hits, hit);
+                    cache.insert(&blocks);
+                    hit
+                } else {
+                    0
+                };
+                sh.metrics
+                    .cache_tokens
+                    .store(cache.resident_tokens(), Ordering::Relaxed);
+                hit
+            };
+            Source::Fixed {
+                first: Instant::now() + Duration::from_secs_f64(cfg.ttft_ms / 1e3),
+                itl: Duration::from_secs_f64(cfg.itl_ms / 1e3),
+                next: 0,
+                len: plan.len(),
+                cached,
+                shared: Arc::clone(sh),
+                _running: RunningGuard::new(sh),
+            }
+        }
+        SimMode::Engine => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let seq = NewSeq {
+                prompt_len,
+                blocks,
+                output_len: plan.len(),
+                events: tx,
+            };
+            let submitted = sh.engine.as_ref().is_some_and(|e| e.send(seq).is_ok());
+            if !submitted {
+                return Err(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "sim: engine stopped",
+                ));
+            }
+            Source::Engine {
+                events: rx,
+                cached: 0,
+            }
+        }
+    };
+    let id = sh.next_id.fetch_add(1, Ordering::Relaxed);
+    let g = Generation {
+        api,
+        id: match api {
+            ApiType::Completions => format!("cmpl-sim-{id}"),
+            ApiType::Chat => format!("chatcmpl-sim-{id}"),
+        },
+        created: unix_now(),
+        model: cfg.model.clone(),
+        plan,
+        prompt_len,
+        include_usage: req
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
+        faults,
+    };
+    Ok((g, source, req.stream.unwrap_or(false)))
+}
+
+impl Generation {
+    fn object(&self, streaming: bool) -> &'static str {
+        match (self.api, streaming) {
+            (ApiType::Completions, _) => "text_completion",
+            (ApiType::Chat, true) => "chat.completion.chunk",
+            (ApiType::Chat, false) => "chat.completion",
+        }
+    }
+
+    fn chunk(&self, choices: Value) -> Value {
+        json!({
+            "id": self.id,
+            "object": self.object(true),
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        })
+    }
+
+    fn role_chunk(&self) -> Value {
+        self.chunk(json!([{
+            "index": 0,
+            "delta": {"role": "assistant"},
+            "logprobs": null,
+            "finish_reason": null,
+        }]))
+    }
+
+    fn token_chunk(&self, i: usize) -> Value {
+        let text = self.plan.token_text(i);
+        let finish = (i + 1 == self.plan.words.len()).then(|| self.plan.finish.as_str());
+        let choice = match self.api {
+            ApiType::Completions => json!({
+                "index": 0,
+                "text": text,
+                "logprobs": null,
+                "finish_reason": finish,
+            }),
+            ApiType::Chat => json!({
+                "index": 0,
+                "delta": {"content": text},
+                "logprobs": null,
+                "finish_reason": finish,
+            }),
+        };
+        self.chunk(json!([choice]))
+    }
+
+    fn usage(&self, cached: u64) -> Value {
+        let completion = u64::from(self.plan.len());
+        json!({
+            "prompt_tokens": self.prompt_len,
+            "completion_tokens": completion,
+            "total_tokens": self.prompt_len + completion,
+            "prompt_tokens_details": {"cached_tokens": cached},
+        })
+    }
+
+    fn usage_chunk(&self, cached: u64) -> Value {
+        let mut c = self.chunk(json!([]));
+        c["usage"] = self.usage(cached);
+        c
+    }
+
+    fn whole_body(&self, cached: u64) -> Value {
+        let text = self.plan.text();
+        let choice = match self.api {
+            ApiType::Completions => json!({
+                "index": 0,
+                "text": text,
+                "logprobs": null,
+                "finish_reason": self.plan.finish.as_str(),
+            }),
+            ApiType::Chat => json!({
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": null,
+                "finish_reason": self.plan.finish.as_str(),
+            }),
+        };
+        json!({
+            "id": self.id,
+            "object": self.object(false),
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+            "usage": self.usage(cached),
+        })
+    }
+}
+
+fn sse(v: &Value) -> Bytes {
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+type Chunk = Result<Bytes, std::io::Error>;
+
+fn abort(what: &str) -> Chunk {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        format!("sim: {what}"),
+    ))
+}
+
+fn stream_response(sh: &Arc<Shared>, g: Generation, src: Source) -> Response {
+    let (tx, mut rx) = mpsc::channel::<Chunk>(64);
+    tokio::spawn(stream_task(g, src, tx, sh.shutdown.clone()));
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(body)
+        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// Produces one streamed response into `tx`. An `Err` item makes hyper drop the connection
+/// mid-body, which is how resets and engine shutdowns reach the client.
+async fn stream_task(
+    g: Generation,
+    mut src: Source,
+    tx: mpsc::Sender<Chunk>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let n = g.plan.words.len();
+    for i in 0..=n {
+        let sent = i as u32;
+        if g.faults.malformed == Some(sent) && tx.send(Ok(Bytes::from(GARBAGE))).await.is_err() {
+            return;
+        }
+        if g.faults.reset == Some(sent) {
+            let _ = tx.send(abort("injected connection reset")).await;
+            return;
+        }
+        if g.faults.stall == Some(sent) {
+            // Frees the engine's slot; the connection stays open with nothing on it.
+            drop(src);
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tx.closed() => {}
+            }
+            return;
+        }
+        if i == n {
+            break;
+        }
+        let token = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            _ = tx.closed() => return,
+            t = src.next_token() => t,
+        };
+        if token.is_none() {
+            let _ = tx.send(abort("engine stopped")).await;
+            return;
+        }
+        if i == 0 && g.api == ApiType::Chat && tx.send(Ok(sse(&g.role_chunk()))).await.is_err()
+        {
+            return;
+        }
+        if tx.send(Ok(sse(&g.token_chunk(i)))).await.is_err() {
+            return;
+        }
+    }
+    if g.include_usage
+        && tx
+            .send(Ok(sse(&g.usage_chunk(src.cached_tokens()))))
+            .await
+            .is_err()
+    {
+        return;
+    }
+    let _ = tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await;
+}
+
+/// A non-streamed response: waits for every token, then sends one JSON body. Faults apply at
+/// the same token counts as when streaming: garbage or a dropped connection instead of the
+/// body, or no answer at all.
+async fn whole_response(sh: &Arc<Shared>, g: Generation, mut src: Source) -> Response {
+    let shutdown = sh.shutdown.clone();
+    let n = g.plan.words.len();
+    for i in 0..=n {
+        let sent = i as u32;
+        if g.faults.malformed == Some(sent) {
+            return (
+                [(header::CONTENT_TYPE, "application/json")],
+                &GARBAGE["data: ".len()..],
+            )
+                .into_response();
+        }
+        if g.faults.reset == Some(sent) {
+            let body = Body::from_stream(futures_util::stream::iter([abort(
+                "injected connection reset",
+            )]));
+            return Response::new(body);
+        }
+        if g.faults.stall == Some(sent) {
+            drop(src);
+            shutdown.cancelled().await;
+            return error(StatusCode::SERVICE_UNAVAILABLE, "sim: shutting down");
+        }
+        if i == n {
+            break;
+        }
+        let token = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            t = src.next_token() => t,
+        };
+        if token.is_none() {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "sim: engine stopped");
+        }
+    }
+    Json(g.whole_body(src.cached_tokens())).into_response()
+}

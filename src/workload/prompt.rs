@@ -1,0 +1,135 @@
+//! Prompts of exact token lengths, offline.
+//!
+//! The counting tokenizer is tiktoken's `cl100k_base` (embedded in the binary; the closest
+//! built-in vocabulary to Llama 3's). Filler text is drawn from a pool of common English words
+//! `w` for which `" " + w` is exactly one token. Because the tokenizer's pre-tokenizer splits
+//! before each space-led word and merges never cross that boundary, `n` such words appended to
+//! any text add exactly `n` tokens. The server's own tokenizer may count differently; lmbench
+//! records the server's `usage` next to this count and reports the disagreement.
+
+use rand::{RngExt, SeedableRng};
+use rand::rngs::ChaCha8Rng;
+use std::sync::OnceLock;
+use tiktoken_rs::CoreBPE;
+
+/// Candidate filler words; only those that are one cl100k token with a leading space are used.
+const CANDIDATES: &[&str] = &[
+    "the", "time", "people", "way", "day", "man", "thing", "woman", "life", "child", "world",
+    "school", "state", "family", "student", "group", "country", "problem", "hand", "part",
+    "place", "case", "week", "company", "system", "program", "question", "work", "government",
+    "number", "night", "point", "home", "water", "room", "mother", "area", "money", "story",
+    "fact", "month", "lot", "right", "study", "book", "eye", "job", "word", "business", "issue",
+    "side", "kind", "head", "house", "service", "friend", "father", "power", "hour", "game",
+    "line", "end", "member", "law", "car", "city", "community", "name", "president", "team",
+    "minute", "idea", "kid", "body", "information", "back", "parent", "face", "others",
+    "level", "office", "door", "health", "person", "art", "war", "history", "party", "result",
+    "change", "morning", "reason", "research", "girl", "guy", "moment", "air", "teacher",
+    "force", "education", "river", "garden", "light", "music", "paper", "table", "window",
+    "market", "summer", "winter", "road", "tree", "stone", "river", "ocean", "green", "blue",
+    "small", "large", "happy", "quick", "simple", "clear", "early", "open", "strong", "warm",
+];
+
+/// Builds prompt text with exact token counts.
+pub struct PromptBuilder {
+    bpe: &'static CoreBPE,
+    words: Vec<&'static str>,
+}
+
+impl PromptBuilder {
+    /// The shared builder (the vocabulary loads once, in about 100 ms).
+    pub fn global() -> &'static PromptBuilder {
+        static B: OnceLock<PromptBuilder> = OnceLock::new();
+        B.get_or_init(|| {
+            let bpe = tiktoken_rs::cl100k_base_singleton();
+            let mut words: Vec<&'static str> = CANDIDATES
+                .iter()
+                .copied()
+                .filter(|w| bpe.encode_ordinary(&format!(" {w}")).len() == 1)
+                .collect();
+            words.sort_unstable();
+            words.dedup();
+            PromptBuilder { bpe, words }
+        })
+    }
+
+    /// Name of the counting tokenizer, as written in result files.
+    pub fn tokenizer_name(&self) -> &'static str {
+        "tiktoken:cl100k_base"
+    }
+
+    /// Number of tokens in `text`.
+    pub fn count(&self, text: &str) -> usize {
+        self.bpe.encode_ordinary(text).len()
+    }
+
+    /// Exactly `n` tokens of filler, each word preceded by a space, drawn with `rng`.
+    pub fn filler(&self, n: usize, rng: &mut ChaCha8Rng) -> String {
+        let mut s = String::with_capacity(n * 7);
+        for _ in 0..n {
+            let w = self.words[rng.random_range(0..self.words.len())];
+            s.push(' ');
+            s.push_str(w);
+        }
+        s
+    }
+
+    /// Filler from a seed: the same seed and length always give the same text.
+    pub fn filler_seeded(&self, n: usize, seed: u64) -> String {
+        self.filler(n, &mut ChaCha8Rng::seed_from_u64(seed))
+    }
+
+    /// How many single-token words the pool holds.
+    pub fn pool_size(&self) -> usize {
+        self.words.len()
+    }
+}
+
+/// Mix several values into one seed (splitmix64 steps), for per-user or per-request streams.
+pub fn mix_seed(parts: &[u64]) -> u64 {
+    let mut x: u64 = 0x243F_6A88_85A3_08D3;
+    for p in parts {
+        x ^= p.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+    }
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_is_large_enough() {
+        assert!(PromptBuilder::global().pool_size() >= 50);
+    }
+
+    #[test]
+    fn filler_has_exact_length_after_any_prefix() {
+        let b = PromptBuilder::global();
+        for (prefix, n) in [
+            ("Hi, here's some system prompt:", 1usize),
+            ("Here are some other context: user_17", 37),
+            ("", 500),
+            ("Question 3 for user 9:", 4000),
+        ] {
+            let f = b.filler_seeded(n, n as u64);
+            assert_eq!(b.count(&f), n, "filler alone");
+            let with_prefix = format!("{prefix}{f}");
+            assert_eq!(b.count(&with_prefix), b.count(prefix) + n, "after `{prefix}`");
+            let with_suffix = format!("{with_prefix}. Please provide a detailed response.");
+            assert_eq!(
+                b.count(&with_suffix),
+                b.count(prefix) + n + b.count(". Please provide a detailed response."),
+            );
+        }
+    }
+
+    #[test]
+    fn filler_is_deterministic_per_seed() {
+        let b = PromptBuilder::global();
+        assert_eq!(b.filler_seeded(64, 7), b.filler_seeded(64, 7));
+        assert_ne!(b.filler_seeded(64, 7), b.filler_seeded(64, 8));
+    }
+}
