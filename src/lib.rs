@@ -35,6 +35,13 @@ pub const DEFAULT_RUN_BENCH: &str = include_str!("../run-bench.yaml");
 /// The default suite's spec (`0-bench-specs/default/simulated-demo.yaml`).
 pub const DEFAULT_SPEC: &str = include_str!("../0-bench-specs/default/simulated-demo.yaml");
 
+/// Print one line to stdout; a closed pipe (`lmbench plan | head`) is not an error.
+pub fn out(line: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{line}");
+}
+
 /// Where the configuration comes from.
 struct ResolvedConfig {
     path: PathBuf,
@@ -95,12 +102,12 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Validate(c) => match load_config(&c) {
             Ok((r, cfg)) => {
                 let runs = plan::build(&cfg, plan::new_session_id()).runs.len();
-                println!(
+                out(&format!(
                     "{}: valid ({} suite(s), {} run(s))",
                     r.path.display(),
                     cfg.suites.len(),
                     runs
-                );
+                ));
                 exit::OK
             }
             Err(code) => code,
@@ -110,14 +117,14 @@ pub async fn run(cli: Cli) -> u8 {
                 let plan = plan::build(&cfg, plan::new_session_id());
                 if p.json {
                     match serde_json::to_string_pretty(&plan) {
-                        Ok(s) => println!("{s}"),
+                        Ok(s) => out(&s),
                         Err(e) => {
                             eprintln!("error: {e}");
                             return exit::RUN_FAILED;
                         }
                     }
                 } else {
-                    print!("{}", plan::render_table(&plan));
+                    out(plan::render_table(&plan).trim_end());
                 }
                 exit::OK
             }

@@ -146,7 +146,7 @@ pub async fn run_plan(
     print_summary(&outcomes);
     for o in &outcomes {
         if let Some(p) = &o.result_file {
-            println!("{}", p.display());
+            crate::out(&p.display().to_string());
         }
     }
     if cancel.is_cancelled() {

@@ -416,7 +416,10 @@ impl Exchange {
             ));
         }
         if chunk.object.as_deref() == Some("error") {
-            let detail = chunk.message.as_ref().map_or(data.as_str().into(), error_text);
+            let detail = chunk
+                .message
+                .as_ref()
+                .map_or(data.as_str().into(), error_text);
             return Err(req_err(
                 ErrorKind::BadResponse,
                 format!("server error in stream: {detail}"),
@@ -665,7 +668,10 @@ mod tests {
         let c = ApiType::Completions;
         assert_eq!(endpoint_url("http://h:1", c), "http://h:1/v1/completions");
         assert_eq!(endpoint_url("http://h:1/", c), "http://h:1/v1/completions");
-        assert_eq!(endpoint_url("http://h:1/v1/", c), "http://h:1/v1/completions");
+        assert_eq!(
+            endpoint_url("http://h:1/v1/", c),
+            "http://h:1/v1/completions"
+        );
         assert_eq!(
             endpoint_url("http://h:1/x", ApiType::Chat),
             "http://h:1/x/v1/chat/completions"
@@ -773,7 +779,11 @@ mod tests {
             return (script.status, script.pieces.concat()).into_response();
         }
         let sent = st.sent.clone();
-        let pieces = script.pieces.into_iter().map(Some).chain(std::iter::once(None));
+        let pieces = script
+            .pieces
+            .into_iter()
+            .map(Some)
+            .chain(std::iter::once(None));
         let stream = futures_util::stream::unfold(
             (pieces, sent, script.delay, script.abort),
             |(mut pieces, sent, delay, abort)| async move {
@@ -783,7 +793,11 @@ mod tests {
                         sent.lock().unwrap().push(Instant::now());
                         Ok(Bytes::from(piece))
                     }
-                    None if abort => Err(std::io::Error::other("abort")),
+                    None if abort => {
+                        // Give the last piece time to leave before the connection breaks.
+                        tokio::time::sleep(delay).await;
+                        Err(std::io::Error::other("abort"))
+                    }
                     None => return None,
                 };
                 Some((item, (pieces, sent, delay, abort)))
@@ -978,7 +992,10 @@ mod tests {
         .await;
         let r = &done.record;
         assert_eq!(r.error, None);
-        assert_eq!((r.prompt_tokens, r.completion_tokens, r.cached_tokens), (None, None, None));
+        assert_eq!(
+            (r.prompt_tokens, r.completion_tokens, r.cached_tokens),
+            (None, None, None)
+        );
         assert_eq!(r.client_completion_tokens, 4);
         assert_eq!(r.completion_tokens_best(), 4);
         assert_eq!(r.prompt_tokens_best(), 11);
@@ -998,7 +1015,10 @@ mod tests {
         assert_eq!(kind(&done), Some(ErrorKind::HttpStatus));
         assert_eq!(r.status, Some(500));
         let msg = &r.error.as_ref().unwrap().message;
-        assert!(msg.contains("500") && msg.contains("engine overloaded"), "{msg}");
+        assert!(
+            msg.contains("500") && msg.contains("engine overloaded"),
+            "{msg}"
+        );
         assert_eq!(r.first_token_s, None);
         assert!(r.end_s >= r.sent_s);
         assert!(done.text.is_empty());
@@ -1152,7 +1172,11 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_requests_share_one_client() {
-        let pieces = vec![completion_piece("a"), completion_piece("b"), DONE.to_string()];
+        let pieces = vec![
+            completion_piece("a"),
+            completion_piece("b"),
+            DONE.to_string(),
+        ];
         let (base, st) = serve(Script::ok(pieces, Duration::from_millis(20))).await;
         let client = Client::new(cfg(&base, ApiType::Completions)).unwrap();
         let epoch = Instant::now();

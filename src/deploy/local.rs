@@ -302,10 +302,7 @@ mod tests {
     }
 
     fn group_exists(pgid: u32) -> bool {
-        !matches!(
-            killpg(Pid::from_raw(pgid as i32), None),
-            Err(Errno::ESRCH)
-        )
+        !matches!(killpg(Pid::from_raw(pgid as i32), None), Err(Errno::ESRCH))
     }
 
     /// Wait until the log has `needle`, i.e. the script got past its setup.
@@ -380,7 +377,7 @@ mod tests {
             "echo to-stdout; echo to-stderr >&2; echo \"var=$LMBENCH_TEST_VAR\"; pwd",
         );
         s.env.push(("LMBENCH_TEST_VAR".into(), "hello".into()));
-        std::fs::create_dir_all(&s.log_path.parent().unwrap()).unwrap();
+        std::fs::create_dir_all(s.log_path.parent().unwrap()).unwrap();
         std::fs::write(&s.log_path, "earlier run\n").unwrap();
         let mut p = LocalProcess::spawn(&s).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -133,6 +133,126 @@ mod tests {
         assert_eq!(log_tail(&path, 100).lines().count(), 30);
     }
 
+    fn flat_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("2-serving-engines/flat")
+    }
+
+    fn scripts_under(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                scripts_under(&path, out);
+            } else if path.extension().is_some_and(|e| e == "sh") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn flat_scripts_are_valid_bash() {
+        let mut scripts = Vec::new();
+        scripts_under(&flat_dir(), &mut scripts);
+        for expected in [
+            "llama-cpp/gemma-270m.sh",
+            "llama-cpp/gemma-270m-no-prompt-cache.sh",
+            "basic-vllm/run-llama8B.sh",
+            "basic-lmcache/run-llama8B.sh",
+            "sim/fixed.sh",
+            "sim/engine.sh",
+        ] {
+            assert!(
+                scripts.contains(&flat_dir().join(expected)),
+                "{expected} missing"
+            );
+        }
+        for script in &scripts {
+            let out = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(script)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = std::fs::read_to_string(script).unwrap();
+            assert!(text.contains("set -euo pipefail"), "{}", script.display());
+            assert!(text.contains("exec "), "{}", script.display());
+        }
+    }
+
+    /// Run a flat script with `/bin/echo` standing in for the server; its stdout.
+    fn dry_run(script: &str, env: &[(&str, &str)], args: &[&str]) -> String {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(flat_dir().join(script)).args(args);
+        for var in [
+            "LLAMA_EXTRA_ARGS",
+            "THREADS",
+            "NP",
+            "CTX",
+            "MODEL_ALIAS",
+            "SIM_MODEL",
+            "SIM_TTFT_MS",
+            "SIM_ITL_MS",
+            "SIM_SEED",
+        ] {
+            cmd.env_remove(var);
+        }
+        let out = cmd.envs(env.iter().copied()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn llama_scripts_pass_the_expected_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let gguf = dir.path().join("model.gguf");
+        std::fs::write(&gguf, "GGUF").unwrap();
+        let gguf = gguf.to_str().unwrap();
+        let env = [
+            ("LLAMA_SERVER", "/bin/echo"),
+            ("GEMMA_GGUF", gguf),
+            ("LMBENCH_PORT", "31234"),
+        ];
+        let plain = dry_run("llama-cpp/gemma-270m.sh", &env, &["--seed", "1"]);
+        assert_eq!(
+            plain.trim(),
+            format!(
+                "-m {gguf} --host 127.0.0.1 --port 31234 -t 1 -np 4 -c 8192 --metrics \
+                 --no-webui --alias gemma-3-270m --seed 1"
+            )
+        );
+        let no_cache = dry_run("llama-cpp/gemma-270m-no-prompt-cache.sh", &env, &[]);
+        assert!(
+            no_cache
+                .trim()
+                .ends_with("--alias gemma-3-270m --no-cache-prompt --cache-ram 0"),
+            "{no_cache}"
+        );
+    }
+
+    #[test]
+    fn sim_scripts_pass_the_expected_flags() {
+        let env = [
+            ("LMBENCH_BIN", "/bin/echo"),
+            ("LMBENCH_PORT", "31235"),
+            ("SIM_TTFT_MS", "50"),
+        ];
+        let fixed = dry_run("sim/fixed.sh", &env, &["--set", "k=v"]);
+        assert_eq!(
+            fixed.trim(),
+            "sim --host 127.0.0.1 --port 31235 --mode fixed --ttft-ms 50 --set k=v"
+        );
+        let engine = dry_run("sim/engine.sh", &env, &[]);
+        assert!(engine.contains("--mode engine"), "{engine}");
+    }
+
     #[test]
     fn log_tail_of_a_missing_file_says_so() {
         let tail = log_tail(Path::new("/nonexistent/lmbench/engine.log"), 5);

@@ -102,7 +102,11 @@ pub async fn wait_ready_every(
 }
 
 /// One probe: the served model ids, or why the engine is not ready.
-async fn probe(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<Vec<String>, String> {
+async fn probe(
+    client: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> Result<Vec<String>, String> {
     let resp = client
         .get(url)
         .timeout(timeout)
@@ -122,7 +126,10 @@ async fn probe(client: &reqwest::Client, url: &str, timeout: Duration) -> Result
             .filter_map(|m| m.get("id").and_then(|id| id.as_str()).map(str::to_owned))
             .collect()),
         Some(_) => Err("HTTP 200 but no model listed yet (empty `data`)".to_owned()),
-        None => Err(format!("HTTP 200 without a `data` list: {}", snippet(&body))),
+        None => Err(format!(
+            "HTTP 200 without a `data` list: {}",
+            snippet(&body)
+        )),
     }
 }
 
@@ -283,7 +290,9 @@ mod tests {
         assert!(waited >= Duration::from_millis(500), "{waited:?}");
         assert!(waited < Duration::from_secs(3), "{waited:?}");
         match &err {
-            DeployError::ReadyTimeout { last_error, url, .. } => {
+            DeployError::ReadyTimeout {
+                last_error, url, ..
+            } => {
                 assert!(url.ends_with("/v1/models"));
                 assert!(!last_error.is_empty());
             }
@@ -311,7 +320,11 @@ mod tests {
         let err = wait_ready(&base, Duration::from_secs(60), || p.exit_reason())
             .await
             .unwrap_err();
-        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
         assert!(matches!(err, DeployError::ExitedEarly { .. }), "{err:?}");
         let text = err.to_string();
         assert!(text.contains("exit status: 1"), "{text}");

@@ -215,7 +215,7 @@ impl Aggregator {
                 _ => 0.0,
             };
             let per_s = |x: f64| (duration > 0.0).then(|| x / duration);
-            LmbenchResults::Metrics(LmbenchMetrics {
+            LmbenchResults::Metrics(Box::new(LmbenchMetrics {
                 successful_requests: self.successful,
                 benchmark_duration_s: duration,
                 total_input_tokens: self.input_tokens,
@@ -229,7 +229,7 @@ impl Aggregator {
                 ttft_ms: Stats::from_samples(&mut self.ttft),
                 tpot_ms: Stats::from_samples(&mut self.tpot),
                 itl_ms: Stats::from_samples(&mut self.itl_lmbench),
-            })
+            }))
         };
 
         let send_window_s = window(self.total, self.all_sent).or(configured);

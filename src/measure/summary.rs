@@ -49,7 +49,7 @@ pub struct LmbenchMetrics {
 #[serde(untagged)]
 pub enum LmbenchResults {
     /// At least one request succeeded.
-    Metrics(LmbenchMetrics),
+    Metrics(Box<LmbenchMetrics>),
     /// No request succeeded; written as `{"error": …, "message": …}` like LMBench.
     Error {
         /// Always [`NO_SUCCESS_ERROR`].

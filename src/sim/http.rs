@@ -50,6 +50,15 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// A request refused before generation starts.
+struct Reject(StatusCode, String);
+
+impl From<Reject> for Response {
+    fn from(Reject(status, message): Reject) -> Response {
+        error(status, message)
+    }
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let kind = match status {
         StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => "invalid_request_error",
@@ -67,9 +76,13 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn not_ready(sh: &Shared) -> Option<Response> {
-    (Instant::now() < sh.ready_at)
-        .then(|| error(StatusCode::SERVICE_UNAVAILABLE, "sim: still starting up"))
+fn not_ready(sh: &Shared) -> Option<Reject> {
+    (Instant::now() < sh.ready_at).then(|| {
+        Reject(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sim: still starting up".into(),
+        )
+    })
 }
 
 fn unix_now() -> u64 {
@@ -80,7 +93,7 @@ fn unix_now() -> u64 {
 
 async fn models(State(sh): State<Arc<Shared>>) -> Response {
     if let Some(r) = not_ready(&sh) {
-        return r;
+        return r.into();
     }
     let max_len = (sh.cfg.max_model_len > 0).then_some(sh.cfg.max_model_len);
     Json(json!({
@@ -98,7 +111,10 @@ async fn models(State(sh): State<Arc<Shared>>) -> Response {
 }
 
 async fn health(State(sh): State<Arc<Shared>>) -> Response {
-    not_ready(&sh).unwrap_or_else(|| Json(json!({"status": "ok"})).into_response())
+    match not_ready(&sh) {
+        Some(r) => r.into(),
+        None => Json(json!({"status": "ok"})).into_response(),
+    }
 }
 
 async fn metrics(State(sh): State<Arc<Shared>>) -> Response {
@@ -284,9 +300,9 @@ async fn generate(sh: Arc<Shared>, api: ApiType, body: Bytes) -> Response {
     match start(&sh, api, &body) {
         Ok((g, src, true)) => stream_response(&sh, g, src),
         Ok((g, src, false)) => whole_response(&sh, g, src).await,
-        Err(resp) => {
+        Err(reject) => {
             add(&sh.metrics.request_errors, 1);
-            resp
+            reject.into()
         }
     }
 }
@@ -297,16 +313,16 @@ fn start(
     sh: &Arc<Shared>,
     api: ApiType,
     body: &[u8],
-) -> Result<(Generation, Source, bool), Response> {
+) -> Result<(Generation, Source, bool), Reject> {
     if let Some(r) = not_ready(sh) {
         return Err(r);
     }
-    let bad = |msg: String| error(StatusCode::BAD_REQUEST, msg);
+    let bad = |msg: String| Reject(StatusCode::BAD_REQUEST, msg);
     let req: GenRequest =
         serde_json::from_slice(body).map_err(|e| bad(format!("invalid request body: {e}")))?;
     let cfg = &sh.cfg;
     if let Some(model) = req.model.as_deref().filter(|m| *m != cfg.model) {
-        return Err(error(
+        return Err(Reject(
             StatusCode::NOT_FOUND,
             format!("The model `{model}` does not exist."),
         ));
@@ -339,9 +355,9 @@ fn start(
         (a < cfg.fail_probability, b < cfg.stream_fault_probability)
     };
     if fail {
-        return Err(error(
+        return Err(Reject(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "sim: injected failure",
+            "sim: injected failure".into(),
         ));
     }
     let faults = if stream_fault {
@@ -385,7 +401,7 @@ fn start(
                 first: Instant::now() + Duration::from_secs_f64(cfg.ttft_ms / 1e3),
                 itl: Duration::from_secs_f64(cfg.itl_ms / 1e3),
                 next: 0,
-                len: plan.len(),
+                len: plan.token_count(),
                 cached,
                 shared: Arc::clone(sh),
                 _running: RunningGuard::new(sh),
@@ -396,14 +412,14 @@ fn start(
             let seq = NewSeq {
                 prompt_len,
                 blocks,
-                output_len: plan.len(),
+                output_len: plan.token_count(),
                 events: tx,
             };
             let submitted = sh.engine.as_ref().is_some_and(|e| e.send(seq).is_ok());
             if !submitted {
-                return Err(error(
+                return Err(Reject(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "sim: engine stopped",
+                    "sim: engine stopped".into(),
                 ));
             }
             Source::Engine {
@@ -481,7 +497,7 @@ impl Generation {
     }
 
     fn usage(&self, cached: u64) -> Value {
-        let completion = u64::from(self.plan.len());
+        let completion = u64::from(self.plan.token_count());
         json!({
             "prompt_tokens": self.prompt_len,
             "completion_tokens": completion,

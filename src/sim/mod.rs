@@ -153,7 +153,7 @@ impl SimConfig {
             ("decodeUsPerSeq", self.decode_us_per_seq),
         ] {
             ensure!(
-                v.is_finite() && v >= 0.0 && v < 3.6e9,
+                (0.0..3.6e9).contains(&v),
                 "sim: {name} must be a non-negative number of sane size, got {v}"
             );
         }

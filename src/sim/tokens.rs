@@ -112,7 +112,7 @@ impl OutputPlan {
     }
 
     /// Number of tokens generated.
-    pub fn len(&self) -> u32 {
+    pub fn token_count(&self) -> u32 {
         self.words.len() as u32
     }
 
@@ -150,7 +150,7 @@ mod tests {
         let p = toks("hello world this is a prompt");
         let a = OutputPlan::new(7, &p, 20, 0.0, false);
         assert_eq!(a, OutputPlan::new(7, &p, 20, 0.0, false));
-        assert_eq!(a.len(), 20);
+        assert_eq!(a.token_count(), 20);
         assert_eq!(a.finish, FinishReason::Length);
         assert_ne!(a, OutputPlan::new(8, &p, 20, 0.0, false));
         assert_ne!(a, OutputPlan::new(7, &toks("another prompt"), 20, 0.0, false));
@@ -162,12 +162,12 @@ mod tests {
     fn eos_stops_early_unless_ignored() {
         let p = toks("p");
         let early = OutputPlan::new(1, &p, 1000, 0.5, false);
-        assert!(early.len() < 1000);
+        assert!(early.token_count() < 1000);
         assert_eq!(early.finish, FinishReason::Stop);
         let full = OutputPlan::new(1, &p, 1000, 0.5, true);
-        assert_eq!(full.len(), 1000);
+        assert_eq!(full.token_count(), 1000);
         assert_eq!(full.finish, FinishReason::Length);
-        assert_eq!(OutputPlan::new(1, &p, 0, 0.0, false).len(), 1);
+        assert_eq!(OutputPlan::new(1, &p, 0, 0.0, false).token_count(), 1);
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! Config fixtures and validation rules (under construction)

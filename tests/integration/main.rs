@@ -1,0 +1,6 @@
+//! The one integration-test binary: runs the `lmbench` CLI and the library against real
+//! servers on loopback (lmbench's simulated engine; llama.cpp's llama-server when installed).
+
+mod config_rules;
+mod e2e;
+mod util;
