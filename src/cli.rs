@@ -34,6 +34,10 @@ pub struct ConfigArg {
     /// default suite (simulated engine, no GPU) is used.
     #[arg(short = 'c', long = "config")]
     pub config: Option<PathBuf>,
+    /// Run these spec files or folders instead of run-bench.yaml's `0-bench-specs` list
+    /// (relative to 0-bench-specs/, or absolute). Repeatable.
+    #[arg(long = "spec", value_name = "SPEC")]
+    pub specs: Vec<String>,
 }
 
 /// `lmbench plan`.

@@ -69,7 +69,9 @@ fn resolve_config(arg: &ConfigArg) -> std::io::Result<ResolvedConfig> {
         dir.join("0-bench-specs/default/simulated-demo.yaml"),
         DEFAULT_SPEC,
     )?;
-    tracing::info!("no run-bench.yaml here: using the embedded default suite (simulated engine, no GPU)");
+    tracing::info!(
+        "no run-bench.yaml here: using the embedded default suite (simulated engine, no GPU)"
+    );
     Ok(ResolvedConfig {
         path: dir.join("run-bench.yaml"),
         embedded: true,
@@ -82,7 +84,12 @@ fn load_config(arg: &ConfigArg) -> Result<(ResolvedConfig, config::LoadedConfig)
         exit::RUN_FAILED
     })?;
     let token = std::env::var("HF_TOKEN").ok();
-    match config::load(&resolved.path, token.as_deref()) {
+    let loaded = if arg.specs.is_empty() {
+        config::load(&resolved.path, token.as_deref())
+    } else {
+        config::load_with_specs(&resolved.path, token.as_deref(), &arg.specs)
+    };
+    match loaded {
         Ok(cfg) => {
             for w in &cfg.warnings {
                 tracing::warn!("{w}");
@@ -233,10 +240,12 @@ pub fn sim_config_from_args(s: &SimArgs) -> Result<sim::SimConfig, String> {
         let Some((k, v)) = kv.split_once('=') else {
             return Err(format!("--set expects KEY=VALUE, got `{kv}`"));
         };
-        let val = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
+        let val =
+            serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
         m.insert(k.trim().to_string(), val);
     }
-    serde_json::from_value(serde_json::Value::Object(m)).map_err(|e| format!("invalid simulated-engine setting: {e}"))
+    serde_json::from_value(serde_json::Value::Object(m))
+        .map_err(|e| format!("invalid simulated-engine setting: {e}"))
 }
 
 async fn run_sim(s: SimArgs) -> u8 {
@@ -259,7 +268,8 @@ async fn run_sim(s: SimArgs) -> u8 {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let sd = shutdown.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         match term.as_mut() {
             Some(t) => {
                 tokio::select! {

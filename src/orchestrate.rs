@@ -76,7 +76,8 @@ const PORT_FREE_TIMEOUT: Duration = Duration::from_secs(30);
 /// are cancelled, their records kept, deployments torn down); a second forces exit 130.
 pub fn install_signal_handler(cancel: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let mut count = 0;
         loop {
             let got = async {
@@ -151,7 +152,9 @@ pub async fn run_plan(
     }
     if cancel.is_cancelled() {
         exit::INTERRUPTED
-    } else if outcomes.iter().any(|o| !o.ok) || outcomes.len() < plan.runs.len() && opts.start_from != 3 {
+    } else if outcomes.iter().any(|o| !o.ok)
+        || outcomes.len() < plan.runs.len() && opts.start_from != 3
+    {
         exit::RUN_FAILED
     } else {
         exit::OK
@@ -176,7 +179,8 @@ fn launch_spec(
     log_path: PathBuf,
     port: u16,
 ) -> Result<LaunchSpec, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find lmbench's own executable: {e}"))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find lmbench's own executable: {e}"))?;
     let mut env = vec![
         ("LMBENCH_PORT".to_string(), port.to_string()),
         ("LMBENCH_ROOT".to_string(), cfg.root.display().to_string()),
@@ -228,8 +232,14 @@ async fn run_baseline(
     let suite = &cfg.suites[pb.suite_idx];
     let b = &suite.baselines[pb.baseline_idx];
     let suite_dir = opts.results_dir.join(&suite.name);
-    let log_path = suite_dir.join("pod-logs").join(format!("{}.log", pb.baseline_key));
-    tracing::info!("deploying baseline {} ({})", pb.baseline_key, pb.baseline_type);
+    let log_path = suite_dir
+        .join("pod-logs")
+        .join(format!("{}.log", pb.baseline_key));
+    tracing::info!(
+        "deploying baseline {} ({})",
+        pb.baseline_key,
+        pb.baseline_type
+    );
     let spec = match launch_spec(cfg, b, &pb.baseline_key, log_path.clone(), opts.port) {
         Ok(s) => s,
         Err(e) => {
@@ -258,7 +268,10 @@ async fn run_baseline(
     let mut outcomes = Vec::new();
     match ready {
         None => {
-            outcomes.extend(runs.iter().map(|r| failed(r, "interrupted during deployment".into())));
+            outcomes.extend(
+                runs.iter()
+                    .map(|r| failed(r, "interrupted during deployment".into())),
+            );
         }
         Some(Err(e)) => {
             let msg = format!("baseline {} did not become ready: {e}", pb.baseline_key);
@@ -266,16 +279,27 @@ async fn run_baseline(
             outcomes.extend(runs.iter().map(|r| failed(r, msg.clone())));
         }
         Some(Ok(info)) => {
-            tracing::info!("baseline {} ready in {:.1}s (log: {})", pb.baseline_key, info.elapsed.as_secs_f64(), log_path.display());
+            tracing::info!(
+                "baseline {} ready in {:.1}s (log: {})",
+                pb.baseline_key,
+                info.elapsed.as_secs_f64(),
+                log_path.display()
+            );
             let client = Client::new(ClientConfig {
                 base_url: base_url.clone(),
                 model: b.model_url.clone(),
                 api: b.api_type,
                 request_timeout: opts.request_timeout,
-                api_key: std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()),
+                api_key: std::env::var("OPENAI_API_KEY")
+                    .ok()
+                    .filter(|k| !k.is_empty()),
+                extra_body: b.extra_body.clone(),
             });
             match client {
-                Err(e) => outcomes.extend(runs.iter().map(|r| failed(r, format!("cannot build the HTTP client: {e}")))),
+                Err(e) => outcomes.extend(
+                    runs.iter()
+                        .map(|r| failed(r, format!("cannot build the HTTP client: {e}"))),
+                ),
                 Ok(client) => {
                     for (pos, run) in runs.iter().enumerate() {
                         if cancel.is_cancelled() {
@@ -287,8 +311,12 @@ async fn run_baseline(
                             outcomes.push(failed(run, msg));
                             continue;
                         }
-                        let serving = json!({"baseline_type": b.kind.type_name(), "config": b.config_json});
-                        let o = execute_run(cfg, plan, suite, run, &client, serving, pos as u64, opts, cancel).await;
+                        let serving =
+                            json!({"baseline_type": b.kind.type_name(), "config": b.config_json});
+                        let o = execute_run(
+                            cfg, plan, suite, run, &client, serving, pos as u64, opts, cancel,
+                        )
+                        .await;
                         outcomes.push(o);
                     }
                 }
@@ -300,7 +328,11 @@ async fn run_baseline(
             "baseline {} torn down in {:.1}s{}",
             pb.baseline_key,
             rep.elapsed.as_secs_f64(),
-            if rep.needed_sigkill { " (needed SIGKILL)" } else { "" }
+            if rep.needed_sigkill {
+                " (needed SIGKILL)"
+            } else {
+                ""
+            }
         ),
         Err(e) => tracing::error!("teardown of {} failed: {e}", pb.baseline_key),
     }
@@ -325,7 +357,10 @@ async fn run_against_existing(
         model,
         api: opts.api_type,
         request_timeout: opts.request_timeout,
-        api_key: std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()),
+        api_key: std::env::var("OPENAI_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty()),
+        extra_body: serde_json::Map::new(),
     }) {
         Ok(c) => c,
         Err(e) => {
@@ -344,7 +379,18 @@ async fn run_against_existing(
         run.baseline_key = key.clone();
         run.baseline_type = "existing-endpoint";
         let suite = &cfg.suites[run.suite_idx];
-        let o = execute_run(cfg, plan, suite, &run, &client, json!({}), pos as u64, opts, cancel).await;
+        let o = execute_run(
+            cfg,
+            plan,
+            suite,
+            &run,
+            &client,
+            json!({}),
+            pos as u64,
+            opts,
+            cancel,
+        )
+        .await;
         outcomes.push(o);
     }
     outcomes
@@ -370,7 +416,10 @@ async fn execute_run(
         plan.runs.len(),
         run.baseline_key,
         run.workload_name,
-        run.sweep.value.map(|v| format!("{}={}", run.sweep.key, v.label())).unwrap_or_else(|| "timed".into())
+        run.sweep
+            .value
+            .map(|v| format!("{}={}", run.sweep.key, v.label()))
+            .unwrap_or_else(|| "timed".into())
     );
     let ctx = RunContext {
         seed: run.seed,
@@ -460,9 +509,20 @@ async fn execute_run(
         Ok(p) => p,
         Err(e) => return failed(run, format!("cannot write the result file: {e}")),
     };
-    let ok_count = results.get("successful_requests").and_then(Value::as_u64).unwrap_or(0);
-    let total = results.get("total_requests").and_then(Value::as_u64).unwrap_or(stats.finished);
-    let pick = |k: &str, s: &str| results.get(k).and_then(|v| v.get(s)).and_then(Value::as_f64);
+    let ok_count = results
+        .get("successful_requests")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let total = results
+        .get("total_requests")
+        .and_then(Value::as_u64)
+        .unwrap_or(stats.finished);
+    let pick = |k: &str, s: &str| {
+        results
+            .get(k)
+            .and_then(|v| v.get(s))
+            .and_then(Value::as_f64)
+    };
     let figures = format!(
         "{ok_count}/{total} ok, TTFT p50 {} ms, ITL p50 {} ms, achieved {} of target {} QPS, send lag p99 {} ms",
         fmt_opt(pick("ttft_ms", "median")),
@@ -494,7 +554,11 @@ fn print_summary(outcomes: &[RunOutcome]) {
         return;
     }
     let failed = outcomes.iter().filter(|o| !o.ok).count();
-    eprintln!("\n== lmbench: {} run(s), {} failed ==", outcomes.len(), failed);
+    eprintln!(
+        "\n== lmbench: {} run(s), {} failed ==",
+        outcomes.len(),
+        failed
+    );
     for o in outcomes {
         let point = o
             .run
@@ -508,6 +572,9 @@ fn print_summary(outcomes: &[RunOutcome]) {
             (Some(e), false) => format!("{} ({e})", o.figures),
             (None, _) => o.figures.clone(),
         };
-        eprintln!("{status} {} {} {point}: {detail}", o.run.baseline_key, o.run.workload_name);
+        eprintln!(
+            "{status} {} {} {point}: {detail}",
+            o.run.baseline_key, o.run.workload_name
+        );
     }
 }

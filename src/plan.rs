@@ -291,7 +291,11 @@ pub fn sweep_points(item: &WorkloadItem) -> Vec<(SweepPoint, Option<Num>, String
                 .collect()
         }
         Workload::Trace(x) => {
-            let timed = x.PRESERVE_TIMING.as_ref().map(|b| b.value.0).unwrap_or(false);
+            let timed = x
+                .PRESERVE_TIMING
+                .as_ref()
+                .map(|b| b.value.0)
+                .unwrap_or(false);
             if timed {
                 let speed = x
                     .SPEED_UP
@@ -330,7 +334,11 @@ pub fn sweep_points(item: &WorkloadItem) -> Vec<(SweepPoint, Option<Num>, String
                 .unwrap_or_else(|| vec![Num::float(1.0)])
                 .into_iter()
                 .map(|r| {
-                    let est = if r.value.is_finite() { n / r.value } else { n * 0.05 };
+                    let est = if r.value.is_finite() {
+                        n / r.value
+                    } else {
+                        n * 0.05
+                    };
                     (
                         SweepPoint {
                             key: "REQUEST_RATE",
@@ -362,7 +370,9 @@ fn deploy_estimate_s(kind: &BaselineKind) -> f64 {
     match kind {
         BaselineKind::Simulated { .. } => 2.0,
         BaselineKind::Flat { .. } => 60.0,
-        BaselineKind::SGLang { .. } | BaselineKind::RayServe { .. } | BaselineKind::Dynamo { .. } => 300.0,
+        BaselineKind::SGLang { .. }
+        | BaselineKind::RayServe { .. }
+        | BaselineKind::Dynamo { .. } => 300.0,
         _ => 600.0,
     }
 }
@@ -470,7 +480,9 @@ pub fn render_table(plan: &RunPlan) -> String {
         plan.runs.len(),
         fmt_duration(plan.estimated_total_s)
     );
-    let headers = ["#", "suite", "baseline", "type", "workload", "sweep", "est."];
+    let headers = [
+        "#", "suite", "baseline", "type", "workload", "sweep", "est.",
+    ];
     let rows: Vec<[String; 7]> = plan
         .runs
         .iter()
@@ -582,7 +594,10 @@ mod tests {
                 },
                 "dynamo_comparison-baseline",
             ),
-            (kind_flat("basic-vllm/run-llama8B.sh"), "flat_basic_vllm_run_llama8B"),
+            (
+                kind_flat("basic-vllm/run-llama8B.sh"),
+                "flat_basic_vllm_run_llama8B",
+            ),
         ];
         for (k, want) in cases {
             assert_eq!(baseline_key(&k, "m"), want);

@@ -49,6 +49,9 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Sent as `Authorization: Bearer …` when set.
     pub api_key: Option<String>,
+    /// Merged into every request body before the request's own extras (a baseline's
+    /// `extraBody`, e.g. `{"ignore_eos": true}`).
+    pub extra_body: Map<String, Value>,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -59,6 +62,7 @@ impl fmt::Debug for ClientConfig {
             .field("api", &self.api)
             .field("request_timeout", &self.request_timeout)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("extra_body", &self.extra_body)
             .finish()
     }
 }
@@ -218,7 +222,8 @@ impl Client {
 
 /// The request body for `spec`: `model`, the prompt (`prompt` on the completions API,
 /// `messages` on the chat API), `max_tokens`, `temperature: 0`, `stream: true` with usage
-/// reporting, then every key of `spec.extra` (overriding).
+/// reporting, then every key of the config's `extra_body`, then of `spec.extra` (each
+/// overriding what came before).
 pub fn build_body(cfg: &ClientConfig, spec: &RequestSpec) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), Value::String(cfg.model.clone()));
@@ -245,7 +250,7 @@ pub fn build_body(cfg: &ClientConfig, spec: &RequestSpec) -> Value {
     body.insert("temperature".into(), json!(0));
     body.insert("stream".into(), json!(true));
     body.insert("stream_options".into(), json!({"include_usage": true}));
-    for (key, value) in &spec.extra {
+    for (key, value) in cfg.extra_body.iter().chain(&spec.extra) {
         body.insert(key.clone(), value.clone());
     }
     Value::Object(body)
@@ -582,6 +587,7 @@ mod tests {
             api,
             request_timeout: Duration::from_secs(10),
             api_key: None,
+            extra_body: Map::new(),
         }
     }
 

@@ -187,6 +187,8 @@ pub struct Baseline {
     pub api_type: ApiType,
     /// The token, with the placeholder already replaced. Never printed.
     pub hf_token: Option<Secret>,
+    /// `extraBody`: fields merged into every request body.
+    pub extra_body: serde_json::Map<String, serde_json::Value>,
     /// The baseline as written, without `hf_token` (the result files' `serving.config`).
     pub config_json: serde_json::Value,
     /// The spec line where the baseline starts.
@@ -288,5 +290,15 @@ pub const TRACE_DIR: &str = "3-workloads/trace-replayer";
 /// Load and validate run-bench.yaml and every spec it lists. `hf_token` is the value of the
 /// `HF_TOKEN` environment variable, if set (passed in so tests need not touch the environment).
 pub fn load(path: &Path, hf_token: Option<&str>) -> Result<LoadedConfig, ConfigErrors> {
-    validate::load(path, hf_token)
+    validate::load(path, hf_token, None)
+}
+
+/// [`load`], with the spec list of run-bench.yaml replaced by `specs` (paths relative to
+/// `0-bench-specs/`, or absolute): `lmbench run --spec …`.
+pub fn load_with_specs(
+    path: &Path,
+    hf_token: Option<&str>,
+    specs: &[String],
+) -> Result<LoadedConfig, ConfigErrors> {
+    validate::load(path, hf_token, Some(specs))
 }

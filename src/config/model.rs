@@ -40,7 +40,11 @@ pub struct InfraFile {
     #[serde(rename = "Location", default, skip_serializing_if = "Option::is_none")]
     pub location: O<String>,
     /// Number of GPUs of the GKE cluster (LMCacheGKE only): 1, 2, 4 or 8.
-    #[serde(rename = "numClusterGPUs", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "numClusterGPUs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub num_cluster_gpus: O<i64>,
     /// GPU memory of the A100s (LMCacheGKE only): 40 (default) or 80 (spot).
     #[serde(rename = "A100_VRAM", default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +111,9 @@ macro_rules! common_fields {
             /// `completions` (default) or `chat`.
             #[serde(rename = "apiType", default, skip_serializing_if = "Option::is_none")]
             pub api_type: O<ApiType>,
+            /// Fields merged into every request body (lmbench addition), e.g. `{ignore_eos: true}`.
+            #[serde(rename = "extraBody", default, skip_serializing_if = "Option::is_none")]
+            pub extra_body: O<serde_json::Map<String, serde_json::Value>>,
             /// Hugging Face token, normally the placeholder `<YOUR_HF_TOKEN>`. Never serialized.
             #[serde(rename = "hf_token", default, skip_serializing)]
             pub hf_token: O<String>,

@@ -76,14 +76,22 @@ impl Ctx<'_> {
 
     /// An integer with a minimum.
     fn int(&mut self, v: &O<i64>, key: &str, min: i64, required: bool, at: &YLoc) -> Option<i64> {
-        let s = if required { self.req(v, key, at)? } else { v.as_ref()? };
+        let s = if required {
+            self.req(v, key, at)?
+        } else {
+            v.as_ref()?
+        };
         if s.value < min {
             let what = match min {
                 0 => "a non-negative integer".to_string(),
                 1 => "a positive integer".to_string(),
                 m => format!("an integer >= {m}"),
             };
-            self.push(Some(&s.referenced), key, format!("expected {what}, got {}", s.value));
+            self.push(
+                Some(&s.referenced),
+                key,
+                format!("expected {what}, got {}", s.value),
+            );
             return None;
         }
         Some(s.value)
@@ -98,21 +106,31 @@ impl Ctx<'_> {
         allow_inf: bool,
         at: &YLoc,
     ) -> Option<Vec<Num>> {
-        let s = if required { self.req(v, key, at)? } else { v.as_ref()? };
+        let s = if required {
+            self.req(v, key, at)?
+        } else {
+            v.as_ref()?
+        };
         if s.value.0.is_empty() {
-            self.push(Some(&s.referenced), key, "expected a non-empty list of positive numbers");
+            self.push(
+                Some(&s.referenced),
+                key,
+                "expected a non-empty list of positive numbers",
+            );
             return None;
         }
         let mut ok = true;
         for (i, n) in s.value.0.iter().enumerate() {
-            let bad = n.value.is_nan()
-                || n.value <= 0.0
-                || (!allow_inf && n.value.is_infinite());
+            let bad = n.value.is_nan() || n.value <= 0.0 || (!allow_inf && n.value.is_infinite());
             if bad {
                 self.push(
                     Some(&s.referenced),
                     &format!("{key}[{i}]"),
-                    format!("expected a positive{} number, got {}", if allow_inf { "" } else { " finite" }, n.value),
+                    format!(
+                        "expected a positive{} number, got {}",
+                        if allow_inf { "" } else { " finite" },
+                        n.value
+                    ),
                 );
                 ok = false;
             }
@@ -154,7 +172,11 @@ impl Ctx<'_> {
     /// A selected file that must exist under `dir`.
     fn existing_file(&mut self, v: &S<String>, key: &str, dir: &Path) -> Option<PathBuf> {
         if v.value.trim().is_empty() {
-            self.push(Some(&v.referenced), key, "expected a file name, got an empty string");
+            self.push(
+                Some(&v.referenced),
+                key,
+                "expected a file name, got an empty string",
+            );
             return None;
         }
         let p = dir.join(&v.value);
@@ -171,7 +193,11 @@ impl Ctx<'_> {
 }
 
 /// Load run-bench.yaml from disk and validate everything it names.
-pub fn load(path: &Path, hf_token: Option<&str>) -> Result<LoadedConfig, ConfigErrors> {
+pub fn load(
+    path: &Path,
+    hf_token: Option<&str>,
+    spec_override: Option<&[String]>,
+) -> Result<LoadedConfig, ConfigErrors> {
     let mut issues = Vec::new();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -204,10 +230,20 @@ pub fn load(path: &Path, hf_token: Option<&str>) -> Result<LoadedConfig, ConfigE
     };
     let top = YLoc::UNKNOWN;
     let infra = check_infra(&mut ctx, &rb.infrastructure, &top);
-    let spec_files = spec_paths(&mut ctx, &rb, &root);
+    let spec_files = match spec_override {
+        Some(list) => override_paths(&mut ctx, list, &root),
+        None => spec_paths(&mut ctx, &rb, &root),
+    };
     let mut suites = Vec::new();
     for f in spec_files {
-        if let Some(s) = load_spec(&f, &root, infra.as_ref(), hf_token, &mut issues, &mut warnings) {
+        if let Some(s) = load_spec(
+            &f,
+            &root,
+            infra.as_ref(),
+            hf_token,
+            &mut issues,
+            &mut warnings,
+        ) {
             suites.push(s);
         }
     }
@@ -280,15 +316,27 @@ fn check_infra(ctx: &mut Ctx, v: &O<model::InfraFile>, top: &YLoc) -> Option<Inf
 fn spec_paths(ctx: &mut Ctx, rb: &RunBenchFile, root: &Path) -> Vec<PathBuf> {
     let top = YLoc::UNKNOWN;
     let Some(list) = &rb.specs else {
-        ctx.push(Some(&top), "0-bench-specs", "missing required key: expected a list of spec files or folders under 0-bench-specs/");
+        ctx.push(
+            Some(&top),
+            "0-bench-specs",
+            "missing required key: expected a list of spec files or folders under 0-bench-specs/",
+        );
         return Vec::new();
     };
     let Some(entries) = &list.value else {
-        ctx.push(Some(&list.referenced), "0-bench-specs", "expected a non-empty list of spec files or folders, got nothing");
+        ctx.push(
+            Some(&list.referenced),
+            "0-bench-specs",
+            "expected a non-empty list of spec files or folders, got nothing",
+        );
         return Vec::new();
     };
     if entries.is_empty() {
-        ctx.push(Some(&list.referenced), "0-bench-specs", "expected a non-empty list of spec files or folders");
+        ctx.push(
+            Some(&list.referenced),
+            "0-bench-specs",
+            "expected a non-empty list of spec files or folders",
+        );
     }
     let base = root.join("0-bench-specs");
     let mut out = Vec::new();
@@ -302,18 +350,51 @@ fn spec_paths(ctx: &mut Ctx, rb: &RunBenchFile, root: &Path) -> Vec<PathBuf> {
             collect_yaml(&p, &mut found);
             found.sort();
             if found.is_empty() {
-                ctx.push(Some(&e.referenced), &key, format!("folder holds no .yaml spec files: {}", p.display()));
+                ctx.push(
+                    Some(&e.referenced),
+                    &key,
+                    format!("folder holds no .yaml spec files: {}", p.display()),
+                );
             }
             out.extend(found);
         } else {
-            ctx.push(Some(&e.referenced), &key, format!("no such spec file or folder: {}", p.display()));
+            ctx.push(
+                Some(&e.referenced),
+                &key,
+                format!("no such spec file or folder: {}", p.display()),
+            );
+        }
+    }
+    out
+}
+
+fn override_paths(ctx: &mut Ctx, list: &[String], root: &Path) -> Vec<PathBuf> {
+    let base = root.join("0-bench-specs");
+    let mut out = Vec::new();
+    for (i, e) in list.iter().enumerate() {
+        let p = base.join(e);
+        if p.is_file() {
+            out.push(p);
+        } else if p.is_dir() {
+            let mut found = Vec::new();
+            collect_yaml(&p, &mut found);
+            found.sort();
+            out.extend(found);
+        } else {
+            ctx.push(
+                None,
+                &format!("--spec[{i}]"),
+                format!("no such spec file or folder: {}", p.display()),
+            );
         }
     }
     out
 }
 
 fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -367,7 +448,10 @@ fn load_spec(
             ctx.push(
                 Some(&n.referenced),
                 "Name",
-                format!("expected a suite name usable as a folder name (no slashes), got `{}`", n.value),
+                format!(
+                    "expected a suite name usable as a folder name (no slashes), got `{}`",
+                    n.value
+                ),
             );
             None
         } else {
@@ -376,7 +460,11 @@ fn load_spec(
     });
     let mut baselines = Vec::new();
     match &spec.serving {
-        None => ctx.push(Some(&top), "Serving", "missing required key: expected a list of serving baselines"),
+        None => ctx.push(
+            Some(&top),
+            "Serving",
+            "missing required key: expected a list of serving baselines",
+        ),
         Some(s) => match &s.value {
             Some(list) if !list.is_empty() => {
                 for (i, b) in list.iter().enumerate() {
@@ -385,18 +473,34 @@ fn load_spec(
                     }
                 }
             }
-            _ => ctx.push(Some(&s.referenced), "Serving", "expected a non-empty list of serving baselines"),
+            _ => ctx.push(
+                Some(&s.referenced),
+                "Serving",
+                "expected a non-empty list of serving baselines",
+            ),
         },
     }
     let mut workloads = Vec::new();
     match &spec.workload {
-        None => ctx.push(Some(&top), "Workload", "missing required key: expected a map of workload types"),
+        None => ctx.push(
+            Some(&top),
+            "Workload",
+            "missing required key: expected a map of workload types",
+        ),
         Some(w) => match &w.value {
-            None => ctx.push(Some(&w.referenced), "Workload", "expected at least one workload"),
+            None => ctx.push(
+                Some(&w.referenced),
+                "Workload",
+                "expected at least one workload",
+            ),
             Some(wf) => {
                 workloads = check_workloads(&mut ctx, wf, root);
                 if workloads.is_empty() && !has_any_workload(wf) {
-                    ctx.push(Some(&w.referenced), "Workload", "expected at least one workload");
+                    ctx.push(
+                        Some(&w.referenced),
+                        "Workload",
+                        "expected at least one workload",
+                    );
                 }
             }
         },
@@ -469,11 +573,25 @@ fn baseline(
     // (model_url, api_type, hf_token, required_token) common to the typed variants.
     macro_rules! common {
         ($b:expr, $token_required:expr) => {{
-            let model = ctx.req(&$b.model_url, &format!("{p}.modelURL"), &at).map(|m| m.value.clone());
+            let model = ctx
+                .req(&$b.model_url, &format!("{p}.modelURL"), &at)
+                .map(|m| m.value.clone());
             let api = $b.api_type.as_ref().map(|a| a.value).unwrap_or_default();
-            let token = hf_token(ctx, &$b.hf_token, &format!("{p}.hf_token"), $token_required, &at, hf_env);
+            let token = hf_token(
+                ctx,
+                &$b.hf_token,
+                &format!("{p}.hf_token"),
+                $token_required,
+                &at,
+                hf_env,
+            );
             let json = serde_json::to_value(&$b).unwrap_or(serde_json::Value::Null);
-            (model, api, token, json)
+            let extra = $b
+                .extra_body
+                .as_ref()
+                .map(|e| e.value.clone())
+                .unwrap_or_default();
+            (model, api, token, json, extra)
         }};
     }
     let sel = |ctx: &mut Ctx, v: &O<String>, key: &str| -> Option<(String, PathBuf)> {
@@ -481,49 +599,126 @@ fn baseline(
         let path = ctx.existing_file(s, &format!("{p}.{key}"), &dir)?;
         Some((s.value.clone(), path))
     };
-    let (kind, model, api, token, json) = match &entry.value {
+    let (kind, model, api, token, json, extra_body) = match &entry.value {
         BaselineEntry::HelmProductionStack(b) => {
             let s = sel(ctx, &b.helm_config_selection, "helmConfigSelection");
-            let (m, a, t, j) = common!(b, true);
+            let (m, a, t, j, x) = common!(b, true);
             let s = s?;
-            (BaselineKind::HelmProductionStack { selection: s.0, path: s.1 }, m, a, t, j)
+            (
+                BaselineKind::HelmProductionStack {
+                    selection: s.0,
+                    path: s.1,
+                },
+                m,
+                a,
+                t,
+                j,
+                x,
+            )
         }
         BaselineEntry::DirectProductionStack(b) => {
-            let s = sel(ctx, &b.kubernetes_config_selection, "kubernetesConfigSelection");
-            let (m, a, t, j) = common!(b, true);
+            let s = sel(
+                ctx,
+                &b.kubernetes_config_selection,
+                "kubernetesConfigSelection",
+            );
+            let (m, a, t, j, x) = common!(b, true);
             let s = s?;
-            (BaselineKind::DirectProductionStack { selection: s.0, path: s.1 }, m, a, t, j)
+            (
+                BaselineKind::DirectProductionStack {
+                    selection: s.0,
+                    path: s.1,
+                },
+                m,
+                a,
+                t,
+                j,
+                x,
+            )
         }
         BaselineEntry::SGLang(b) => {
             let s = sel(ctx, &b.script_name, "scriptName");
-            let (m, a, t, j) = common!(b, false);
+            let (m, a, t, j, x) = common!(b, false);
             let s = s?;
-            (BaselineKind::SGLang { script: s.0, path: s.1 }, m, a, t, j)
+            (
+                BaselineKind::SGLang {
+                    script: s.0,
+                    path: s.1,
+                },
+                m,
+                a,
+                t,
+                j,
+                x,
+            )
         }
         BaselineEntry::RayServe(b) => {
             let s = sel(ctx, &b.script_name, "scriptName");
-            let acc = ctx.req(&b.accelerator_type, &format!("{p}.acceleratorType"), &at).map(|a| a.value.clone());
-            let (m, a, t, j) = common!(b, false);
+            let acc = ctx
+                .req(&b.accelerator_type, &format!("{p}.acceleratorType"), &at)
+                .map(|a| a.value.clone());
+            let (m, a, t, j, x) = common!(b, false);
             let s = s?;
-            (BaselineKind::RayServe { script: s.0, accelerator: acc?, path: s.1 }, m, a, t, j)
+            (
+                BaselineKind::RayServe {
+                    script: s.0,
+                    accelerator: acc?,
+                    path: s.1,
+                },
+                m,
+                a,
+                t,
+                j,
+                x,
+            )
         }
         BaselineEntry::Dynamo(b) => {
             let s = sel(ctx, &b.config_selection, "configSelection");
-            let (m, a, t, j) = common!(b, false);
+            let (m, a, t, j, x) = common!(b, false);
             let s = s?;
-            (BaselineKind::Dynamo { selection: s.0, path: s.1 }, m, a, t, j)
+            (
+                BaselineKind::Dynamo {
+                    selection: s.0,
+                    path: s.1,
+                },
+                m,
+                a,
+                t,
+                j,
+                x,
+            )
         }
         BaselineEntry::LlmD(b) => {
             let s = sel(ctx, &b.config_selection, "configSelection");
-            let (m, a, t, j) = common!(b, true);
+            let (m, a, t, j, x) = common!(b, true);
             let s = s?;
-            (BaselineKind::LlmD { selection: s.0, path: s.1 }, m, a, t, j)
+            (
+                BaselineKind::LlmD {
+                    selection: s.0,
+                    path: s.1,
+                },
+                m,
+                a,
+                t,
+                j,
+                x,
+            )
         }
         BaselineEntry::Flat(b) => {
             let s = sel(ctx, &b.config_selection, "configSelection");
-            let (m, a, t, j) = common!(b, false);
+            let (m, a, t, j, x) = common!(b, false);
             let s = s?;
-            (BaselineKind::Flat { selection: s.0, path: s.1 }, m, a, t, j)
+            (
+                BaselineKind::Flat {
+                    selection: s.0,
+                    path: s.1,
+                },
+                m,
+                a,
+                t,
+                j,
+                x,
+            )
         }
         BaselineEntry::Simulated(map) => {
             let mut params = map.clone();
@@ -543,29 +738,62 @@ fn baseline(
                 Some(v) => match serde_json::from_value::<ApiType>(v.clone()) {
                     Ok(a) => a,
                     Err(_) => {
-                        ctx.push(Some(&at), &format!("{p}.apiType"), format!("expected `completions` or `chat`, got {v}"));
+                        ctx.push(
+                            Some(&at),
+                            &format!("{p}.apiType"),
+                            format!("expected `completions` or `chat`, got {v}"),
+                        );
                         ApiType::Completions
                     }
                 },
             };
             params.remove("hf_token");
+            let extra = match params.remove("extraBody") {
+                None => serde_json::Map::new(),
+                Some(serde_json::Value::Object(m)) => m,
+                Some(v) => {
+                    ctx.push(
+                        Some(&at),
+                        &format!("{p}.extraBody"),
+                        format!("expected a map of request fields, got {v}"),
+                    );
+                    serde_json::Map::new()
+                }
+            };
             let name = match params.remove("name") {
                 None => None,
                 Some(serde_json::Value::String(s)) => Some(s),
                 Some(v) => {
-                    ctx.push(Some(&at), &format!("{p}.name"), format!("expected a string, got {v}"));
+                    ctx.push(
+                        Some(&at),
+                        &format!("{p}.name"),
+                        format!("expected a string, got {v}"),
+                    );
                     None
                 }
             };
             if let Some(m) = &model {
                 params.insert("model".into(), serde_json::Value::String(m.clone()));
             }
-            if let Err(e) = serde_json::from_value::<crate::sim::SimConfig>(serde_json::Value::Object(params.clone())) {
-                ctx.push(Some(&at), &p, format!("invalid simulated-engine setting: {e}"));
+            if let Err(e) = serde_json::from_value::<crate::sim::SimConfig>(
+                serde_json::Value::Object(params.clone()),
+            ) {
+                ctx.push(
+                    Some(&at),
+                    &p,
+                    format!("invalid simulated-engine setting: {e}"),
+                );
             }
             let mut json = map.clone();
             json.remove("hf_token");
-            (BaselineKind::Simulated { name, params }, model, api, None, serde_json::Value::Object(json))
+            (
+                BaselineKind::Simulated { name, params },
+                model,
+                api,
+                None,
+                serde_json::Value::Object(json),
+                extra,
+            )
         }
     };
     Some(Baseline {
@@ -573,6 +801,7 @@ fn baseline(
         model_url: model?,
         api_type: api,
         hf_token: token,
+        extra_body,
         config_json: json,
         line: line_of(&at).0,
     })
@@ -586,7 +815,11 @@ fn hf_token(
     at: &YLoc,
     env: Option<&str>,
 ) -> Option<Secret> {
-    let s = if required { ctx.req(v, key, at)? } else { v.as_ref()? };
+    let s = if required {
+        ctx.req(v, key, at)?
+    } else {
+        v.as_ref()?
+    };
     if s.value.trim() == HF_TOKEN_PLACEHOLDER {
         match env.filter(|t| !t.is_empty()) {
             Some(t) => Some(Secret::new(t)),
@@ -607,7 +840,9 @@ fn hf_token(
 fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<WorkloadItem> {
     let mut out = Vec::new();
     fn items<T: Clone>(v: &Option<OneOrMany<S<T>>>) -> Vec<(usize, &S<T>)> {
-        v.as_ref().map(|l| l.0.iter().enumerate().collect()).unwrap_or_default()
+        v.as_ref()
+            .map(|l| l.0.iter().enumerate().collect())
+            .unwrap_or_default()
     }
     // LMBench's fixed order: ShareGPT, LMCacheSynthetic, TraceReplayer, Agentic, Random,
     // VLLMBenchmark, StrictSynthetic.
@@ -622,21 +857,41 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
         if let Some(p) = &x.DATASET_PATH {
             ctx.existing_file(p, &format!("{k}.DATASET_PATH"), root);
         }
-        out.push(WorkloadItem { workload: Workload::ShareGpt(x.clone()), index: i, line: line_of(&at).0 });
+        out.push(WorkloadItem {
+            workload: Workload::ShareGpt(x.clone()),
+            index: i,
+            line: line_of(&at).0,
+        });
     }
     for (i, s) in items(&w.lmcache_synthetic) {
         let k = format!("Workload.LMCacheSynthetic[{i}]");
         let at = s.referenced;
         let x = &s.value;
-        ctx.int(&x.NUM_USERS_WARMUP, &format!("{k}.NUM_USERS_WARMUP"), 0, false, &at);
+        ctx.int(
+            &x.NUM_USERS_WARMUP,
+            &format!("{k}.NUM_USERS_WARMUP"),
+            0,
+            false,
+            &at,
+        );
         ctx.int(&x.NUM_USERS, &format!("{k}.NUM_USERS"), 1, true, &at);
         ctx.int(&x.NUM_ROUNDS, &format!("{k}.NUM_ROUNDS"), 1, true, &at);
-        ctx.int(&x.SYSTEM_PROMPT, &format!("{k}.SYSTEM_PROMPT"), 0, true, &at);
+        ctx.int(
+            &x.SYSTEM_PROMPT,
+            &format!("{k}.SYSTEM_PROMPT"),
+            0,
+            true,
+            &at,
+        );
         ctx.int(&x.CHAT_HISTORY, &format!("{k}.CHAT_HISTORY"), 0, true, &at);
         ctx.int(&x.ANSWER_LEN, &format!("{k}.ANSWER_LEN"), 1, true, &at);
         ctx.positive_list(&x.QPS, &format!("{k}.QPS"), true, false, &at);
         ctx.positive(&x.DURATION, &format!("{k}.DURATION"));
-        out.push(WorkloadItem { workload: Workload::Synthetic(x.clone()), index: i, line: line_of(&at).0 });
+        out.push(WorkloadItem {
+            workload: Workload::Synthetic(x.clone()),
+            index: i,
+            line: line_of(&at).0,
+        });
     }
     for (i, s) in items(&w.trace_replayer) {
         let k = format!("Workload.TraceReplayer[{i}]");
@@ -653,20 +908,34 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
                     ctx.push(
                         Some(&at),
                         &format!("{k}.TRACE_FILE"),
-                        format!("not set, and the default trace does not exist: {}", p.display()),
+                        format!(
+                            "not set, and the default trace does not exist: {}",
+                            p.display()
+                        ),
                     );
                 }
             }
         }
         if let Some(st) = &x.START_TIME {
             if !(st.value.value.is_finite() && st.value.value >= 0.0) {
-                ctx.push(Some(&st.referenced), &format!("{k}.START_TIME"), format!("expected a non-negative number of seconds, got {}", st.value.value));
+                ctx.push(
+                    Some(&st.referenced),
+                    &format!("{k}.START_TIME"),
+                    format!(
+                        "expected a non-negative number of seconds, got {}",
+                        st.value.value
+                    ),
+                );
             }
         }
         if let Some(d) = &x.DURATION {
             if let TraceDuration::Seconds(v) = d.value {
                 if !(v.is_finite() && v > 0.0) {
-                    ctx.push(Some(&d.referenced), &format!("{k}.DURATION"), format!("expected a positive number of seconds or `full`, got {v}"));
+                    ctx.push(
+                        Some(&d.referenced),
+                        &format!("{k}.DURATION"),
+                        format!("expected a positive number of seconds or `full`, got {v}"),
+                    );
                 }
             }
         }
@@ -674,21 +943,47 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
         ctx.positive(&x.TIME_SCALE, &format!("{k}.TIME_SCALE"));
         ctx.positive(&x.MAX_DELAY, &format!("{k}.MAX_DELAY"));
         ctx.positive_list(&x.QPS, &format!("{k}.QPS"), false, false, &at);
-        out.push(WorkloadItem { workload: Workload::Trace(x.clone()), index: i, line: line_of(&at).0 });
+        out.push(WorkloadItem {
+            workload: Workload::Trace(x.clone()),
+            index: i,
+            line: line_of(&at).0,
+        });
     }
     for (i, s) in items(&w.agentic) {
         let k = format!("Workload.Agentic[{i}]");
         let at = s.referenced;
         let x = &s.value;
-        ctx.int(&x.NUM_USERS_WARMUP, &format!("{k}.NUM_USERS_WARMUP"), 0, false, &at);
+        ctx.int(
+            &x.NUM_USERS_WARMUP,
+            &format!("{k}.NUM_USERS_WARMUP"),
+            0,
+            false,
+            &at,
+        );
         ctx.int(&x.NUM_AGENTS, &format!("{k}.NUM_AGENTS"), 1, true, &at);
         ctx.int(&x.NUM_ROUNDS, &format!("{k}.NUM_ROUNDS"), 1, true, &at);
-        ctx.int(&x.SYSTEM_PROMPT, &format!("{k}.SYSTEM_PROMPT"), 0, true, &at);
+        ctx.int(
+            &x.SYSTEM_PROMPT,
+            &format!("{k}.SYSTEM_PROMPT"),
+            0,
+            true,
+            &at,
+        );
         ctx.int(&x.CHAT_HISTORY, &format!("{k}.CHAT_HISTORY"), 0, true, &at);
         ctx.int(&x.ANSWER_LEN, &format!("{k}.ANSWER_LEN"), 1, true, &at);
-        ctx.positive_list(&x.NEW_USER_INTERVALS, &format!("{k}.NEW_USER_INTERVALS"), false, false, &at);
+        ctx.positive_list(
+            &x.NEW_USER_INTERVALS,
+            &format!("{k}.NEW_USER_INTERVALS"),
+            false,
+            false,
+            &at,
+        );
         ctx.positive(&x.DURATION, &format!("{k}.DURATION"));
-        out.push(WorkloadItem { workload: Workload::Agentic(x.clone()), index: i, line: line_of(&at).0 });
+        out.push(WorkloadItem {
+            workload: Workload::Agentic(x.clone()),
+            index: i,
+            line: line_of(&at).0,
+        });
     }
     for (i, s) in items(&w.random) {
         let k = format!("Workload.Random[{i}]");
@@ -700,16 +995,28 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
         ctx.int(&x.ANSWER_LEN, &format!("{k}.ANSWER_LEN"), 1, true, &at);
         ctx.positive_list(&x.QPS, &format!("{k}.QPS"), true, false, &at);
         ctx.positive(&x.DURATION, &format!("{k}.DURATION"));
-        out.push(WorkloadItem { workload: Workload::Random(x.clone()), index: i, line: line_of(&at).0 });
+        out.push(WorkloadItem {
+            workload: Workload::Random(x.clone()),
+            index: i,
+            line: line_of(&at).0,
+        });
     }
     for (i, s) in items(&w.vllm_benchmark) {
         let k = format!("Workload.VLLMBenchmark[{i}]");
         let at = s.referenced;
         let x = &s.value;
-        let ds = x.DATASET_NAME.as_ref().map(|d| d.value.as_str()).unwrap_or("sharegpt");
+        let ds = x
+            .DATASET_NAME
+            .as_ref()
+            .map(|d| d.value.as_str())
+            .unwrap_or("sharegpt");
         if !["random", "sonnet", "sharegpt", "custom", "hf"].contains(&ds) {
             let loc = x.DATASET_NAME.as_ref().map(|d| d.referenced).unwrap_or(at);
-            ctx.push(Some(&loc), &format!("{k}.DATASET_NAME"), format!("expected one of random, sonnet, sharegpt, custom, hf; got `{ds}`"));
+            ctx.push(
+                Some(&loc),
+                &format!("{k}.DATASET_NAME"),
+                format!("expected one of random, sonnet, sharegpt, custom, hf; got `{ds}`"),
+            );
         }
         match &x.DATASET_PATH {
             Some(p) => {
@@ -723,8 +1030,20 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
             None => {}
         }
         ctx.int(&x.NUM_PROMPTS, &format!("{k}.NUM_PROMPTS"), 1, false, &at);
-        ctx.positive_list(&x.REQUEST_RATES, &format!("{k}.REQUEST_RATES"), false, true, &at);
-        ctx.num_in(&x.TEMPERATURE, &format!("{k}.TEMPERATURE"), 0.0, f64::MAX, false);
+        ctx.positive_list(
+            &x.REQUEST_RATES,
+            &format!("{k}.REQUEST_RATES"),
+            false,
+            true,
+            &at,
+        );
+        ctx.num_in(
+            &x.TEMPERATURE,
+            &format!("{k}.TEMPERATURE"),
+            0.0,
+            f64::MAX,
+            false,
+        );
         ctx.num_in(&x.TOP_P, &format!("{k}.TOP_P"), 0.0, 1.0, false);
         ctx.int(&x.TOP_K, &format!("{k}.TOP_K"), -1, false, &at);
         ctx.positive(&x.BURSTINESS, &format!("{k}.BURSTINESS"));
@@ -741,23 +1060,85 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
         ] {
             ctx.int(v, &format!("{k}.{key}"), 1, false, &at);
         }
-        ctx.int(&x.SONNET_PREFIX_LEN, &format!("{k}.SONNET_PREFIX_LEN"), 0, false, &at);
-        ctx.num_in(&x.RANDOM_RANGE_RATIO, &format!("{k}.RANDOM_RANGE_RATIO"), 0.0, 1.0, true);
-        out.push(WorkloadItem { workload: Workload::Vllm(x.clone()), index: i, line: line_of(&at).0 });
+        ctx.int(
+            &x.SONNET_PREFIX_LEN,
+            &format!("{k}.SONNET_PREFIX_LEN"),
+            0,
+            false,
+            &at,
+        );
+        ctx.num_in(
+            &x.RANDOM_RANGE_RATIO,
+            &format!("{k}.RANDOM_RANGE_RATIO"),
+            0.0,
+            1.0,
+            true,
+        );
+        out.push(WorkloadItem {
+            workload: Workload::Vllm(x.clone()),
+            index: i,
+            line: line_of(&at).0,
+        });
     }
     for (i, s) in items(&w.strict_synthetic) {
         let k = format!("Workload.StrictSynthetic[{i}]");
         let at = s.referenced;
         let x = &s.value;
-        ctx.int(&x.NUM_CONCURRENT_USERS, &format!("{k}.NUM_CONCURRENT_USERS"), 1, true, &at);
-        ctx.int(&x.NUM_ROUNDS_PER_USER, &format!("{k}.NUM_ROUNDS_PER_USER"), 1, true, &at);
-        ctx.positive_list(&x.TIME_BETWEEN_REQUESTS_PER_USER, &format!("{k}.TIME_BETWEEN_REQUESTS_PER_USER"), false, false, &at);
-        ctx.int(&x.SHARED_SYSTEM_PROMPT_LEN, &format!("{k}.SHARED_SYSTEM_PROMPT_LEN"), 0, true, &at);
-        ctx.int(&x.FIRST_PROMPT_LEN, &format!("{k}.FIRST_PROMPT_LEN"), 0, true, &at);
-        ctx.int(&x.FOLLOW_UP_PROMPTS_LEN, &format!("{k}.FOLLOW_UP_PROMPTS_LEN"), 0, true, &at);
+        ctx.int(
+            &x.NUM_CONCURRENT_USERS,
+            &format!("{k}.NUM_CONCURRENT_USERS"),
+            1,
+            true,
+            &at,
+        );
+        ctx.int(
+            &x.NUM_ROUNDS_PER_USER,
+            &format!("{k}.NUM_ROUNDS_PER_USER"),
+            1,
+            true,
+            &at,
+        );
+        ctx.positive_list(
+            &x.TIME_BETWEEN_REQUESTS_PER_USER,
+            &format!("{k}.TIME_BETWEEN_REQUESTS_PER_USER"),
+            false,
+            false,
+            &at,
+        );
+        ctx.int(
+            &x.SHARED_SYSTEM_PROMPT_LEN,
+            &format!("{k}.SHARED_SYSTEM_PROMPT_LEN"),
+            0,
+            true,
+            &at,
+        );
+        ctx.int(
+            &x.FIRST_PROMPT_LEN,
+            &format!("{k}.FIRST_PROMPT_LEN"),
+            0,
+            true,
+            &at,
+        );
+        ctx.int(
+            &x.FOLLOW_UP_PROMPTS_LEN,
+            &format!("{k}.FOLLOW_UP_PROMPTS_LEN"),
+            0,
+            true,
+            &at,
+        );
         ctx.int(&x.ANSWER_LEN, &format!("{k}.ANSWER_LEN"), 1, true, &at);
-        ctx.num_in(&x.KV_REUSE_RATIO, &format!("{k}.KV_REUSE_RATIO"), 0.0, 1.0, false);
-        out.push(WorkloadItem { workload: Workload::Strict(x.clone()), index: i, line: line_of(&at).0 });
+        ctx.num_in(
+            &x.KV_REUSE_RATIO,
+            &format!("{k}.KV_REUSE_RATIO"),
+            0.0,
+            1.0,
+            false,
+        );
+        out.push(WorkloadItem {
+            workload: Workload::Strict(x.clone()),
+            index: i,
+            line: line_of(&at).0,
+        });
     }
     out
 }

@@ -28,7 +28,10 @@ impl Num {
     pub fn label(&self) -> String {
         if self.is_int {
             format!("{}", self.value as i64)
-        } else if self.value.is_finite() && self.value == self.value.trunc() && self.value.abs() < 1e16 {
+        } else if self.value.is_finite()
+            && self.value == self.value.trunc()
+            && self.value.abs() < 1e16
+        {
             format!("{:.1}", self.value)
         } else {
             format!("{}", self.value)
@@ -118,7 +121,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
                 Ok(OneOrMany(out))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|t| OneOrMany(vec![t]))
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|t| OneOrMany(vec![t]))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
                 T::deserialize(de::value::I64Deserializer::new(v)).map(|t| OneOrMany(vec![t]))
@@ -296,7 +300,10 @@ mod tests {
     #[test]
     fn loose_bool_forms() {
         let b: Vec<LooseBool> = serde_saphyr::from_str("[true, 'True', 'false', false]").unwrap();
-        assert_eq!(b.iter().map(|b| b.0).collect::<Vec<_>>(), [true, true, false, false]);
+        assert_eq!(
+            b.iter().map(|b| b.0).collect::<Vec<_>>(),
+            [true, true, false, false]
+        );
     }
 
     #[test]

@@ -253,6 +253,76 @@ mod tests {
         assert!(engine.contains("--mode engine"), "{engine}");
     }
 
+    /// Launch a llama-cpp flat script, check readiness and a completion, send one prompt
+    /// twice, tear down; the number of prompt tokens the second request found cached.
+    async fn serve_gemma_for_real(script: &str) -> u64 {
+        use local::{LaunchSpec, LocalProcess};
+        use std::time::Duration;
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut engine = LocalProcess::spawn(&LaunchSpec {
+            program: "bash".into(),
+            args: vec![flat_dir().join(script).into()],
+            cwd: root.to_path_buf(),
+            env: vec![
+                ("LMBENCH_PORT".into(), port.to_string()),
+                ("LMBENCH_ROOT".into(), root.display().to_string()),
+            ],
+            log_path: dir.path().join("flat_serve.log"),
+        })
+        .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let ready =
+            readiness::wait_ready(&base, Duration::from_secs(1800), || engine.exit_reason())
+                .await
+                .unwrap();
+        assert_eq!(ready.models, vec!["gemma-3-270m".to_owned()]);
+
+        let prompt = "The history of the city begins with a small harbour. ".repeat(20);
+        let body = serde_json::json!({
+            "model": "gemma-3-270m", "prompt": prompt, "max_tokens": 4, "temperature": 0
+        });
+        let client = reqwest::Client::new();
+        let mut cached = 0;
+        for _ in 0..2 {
+            let resp: serde_json::Value = client
+                .post(format!("{base}/v1/completions"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(resp["choices"][0]["text"].is_string(), "{resp}");
+            cached = resp["usage"]["prompt_tokens_details"]["cached_tokens"]
+                .as_u64()
+                .unwrap_or(0);
+        }
+        let report = engine.teardown(Duration::from_secs(10)).await.unwrap();
+        assert!(report.was_running && !report.needed_sigkill, "{report:?}");
+        readiness::wait_port_free(port, Duration::from_secs(5))
+            .await
+            .unwrap();
+        cached
+    }
+
+    #[tokio::test]
+    #[ignore = "needs llama-server and the Gemma GGUF (scripts/install-llama-server.sh, \
+                scripts/fetch-gemma.sh); builds them on first use"]
+    async fn gemma_flat_scripts_serve_for_real() {
+        let with_cache = serve_gemma_for_real("llama-cpp/gemma-270m.sh").await;
+        assert!(with_cache > 0, "prompt cache unused: {with_cache}");
+        let without = serve_gemma_for_real("llama-cpp/gemma-270m-no-prompt-cache.sh").await;
+        assert_eq!(without, 0);
+    }
+
     #[test]
     fn log_tail_of_a_missing_file_says_so() {
         let tail = log_tail(Path::new("/nonexistent/lmbench/engine.log"), 5);

@@ -21,9 +21,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
 use super::cache::PrefixCache;
-use super::metrics::{Metrics, add};
+use super::metrics::{add, Metrics};
+use super::Shared;
 
 /// How late a step may end before the schedule restarts from now.
 const RESYNC_AFTER: Duration = Duration::from_millis(100);
@@ -208,8 +208,10 @@ impl Scheduler {
             }
             delivered
         });
-        m.cache_tokens
-            .store(cache.resident_tokens(), std::sync::atomic::Ordering::Relaxed);
+        m.cache_tokens.store(
+            cache.resident_tokens(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn publish(&self, m: &Metrics) {
@@ -316,7 +318,10 @@ mod tests {
         // 150 tokens with a budget of 100: two prefill steps, the first token after the second.
         assert_eq!(us(s.plan(&mut cache, &m)), 1000 + 100 * 10);
         s.complete(&mut cache, &m);
-        assert_eq!(drain(&mut ra), vec![SeqEvent::Admitted { cached_tokens: 0 }]);
+        assert_eq!(
+            drain(&mut ra),
+            vec![SeqEvent::Admitted { cached_tokens: 0 }]
+        );
         assert_eq!(us(s.plan(&mut cache, &m)), 1000 + 50 * 10);
         s.complete(&mut cache, &m);
         assert_eq!(drain(&mut ra), vec![SeqEvent::Token]);
@@ -326,9 +331,16 @@ mod tests {
         s.complete(&mut cache, &m);
         assert_eq!(drain(&mut ra), vec![SeqEvent::Token, SeqEvent::Token]);
         assert!(s.is_idle());
-        assert!(ra.try_recv().is_err(), "sender dropped after the last token");
+        assert!(
+            ra.try_recv().is_err(),
+            "sender dropped after the last token"
+        );
         assert_eq!(cache.resident_tokens(), 144);
-        assert_eq!(m.generation_tokens.load(std::sync::atomic::Ordering::Relaxed), 3);
+        assert_eq!(
+            m.generation_tokens
+                .load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
 
         // The same prompt again: 144 cached, 6 to prefill.
         let (b, mut rb) = seq(1, 150, 1);
@@ -339,8 +351,16 @@ mod tests {
             drain(&mut rb),
             vec![SeqEvent::Admitted { cached_tokens: 144 }, SeqEvent::Token]
         );
-        assert_eq!(m.prefix_cache_hits.load(std::sync::atomic::Ordering::Relaxed), 144);
-        assert_eq!(m.prefix_cache_queries.load(std::sync::atomic::Ordering::Relaxed), 300);
+        assert_eq!(
+            m.prefix_cache_hits
+                .load(std::sync::atomic::Ordering::Relaxed),
+            144
+        );
+        assert_eq!(
+            m.prefix_cache_queries
+                .load(std::sync::atomic::Ordering::Relaxed),
+            300
+        );
     }
 
     #[test]
@@ -364,7 +384,11 @@ mod tests {
         assert_eq!(us(s.plan(&mut cache, &m)), 1000 + 2 * 100);
         s.complete(&mut cache, &m);
         // A disabled cache is not queried.
-        assert_eq!(m.prefix_cache_queries.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert_eq!(
+            m.prefix_cache_queries
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
     }
 
     #[test]

@@ -6,19 +6,19 @@
 //! `finish_reason`, then a `"choices": []` chunk with `usage` when
 //! `stream_options.include_usage` is set, then `data: [DONE]`.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
+use axum::Router;
 use rand::RngExt;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -119,7 +119,10 @@ async fn health(State(sh): State<Arc<Shared>>) -> Response {
 
 async fn metrics(State(sh): State<Arc<Shared>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         sh.metrics.render(),
     )
         .into_response()
@@ -201,7 +204,9 @@ fn prompt_tokens(api: ApiType, req: &GenRequest) -> Result<Vec<u64>, String> {
 
 fn token_ids(items: &[Value], out: &mut Vec<u64>) -> Result<(), String> {
     for v in items {
-        let id = v.as_u64().ok_or("token ids must be non-negative integers")?;
+        let id = v
+            .as_u64()
+            .ok_or("token ids must be non-negative integers")?;
         out.push(tokens::id_token(id));
     }
     Ok(())
@@ -563,6 +568,16 @@ fn stream_response(sh: &Arc<Shared>, g: Generation, src: Source) -> Response {
         .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
+/// Waits until hyper has taken every queued chunk and had a moment to write it out: hyper
+/// flushes only when the body stream is pending, so an error right behind data would discard
+/// the data with the connection.
+async fn flushed(tx: &mpsc::Sender<Chunk>) {
+    while tx.capacity() < tx.max_capacity() && !tx.is_closed() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+}
+
 /// Produces one streamed response into `tx`. An `Err` item makes hyper drop the connection
 /// mid-body, which is how resets and engine shutdowns reach the client.
 async fn stream_task(
@@ -578,6 +593,7 @@ async fn stream_task(
             return;
         }
         if g.faults.reset == Some(sent) {
+            flushed(&tx).await;
             let _ = tx.send(abort("injected connection reset")).await;
             return;
         }
@@ -602,8 +618,7 @@ async fn stream_task(
             let _ = tx.send(abort("engine stopped")).await;
             return;
         }
-        if i == 0 && g.api == ApiType::Chat && tx.send(Ok(sse(&g.role_chunk()))).await.is_err()
-        {
+        if i == 0 && g.api == ApiType::Chat && tx.send(Ok(sse(&g.role_chunk()))).await.is_err() {
             return;
         }
         if tx.send(Ok(sse(&g.token_chunk(i)))).await.is_err() {

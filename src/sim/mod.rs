@@ -26,9 +26,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use anyhow::{Context, ensure};
-use rand::SeedableRng;
+use anyhow::{ensure, Context};
 use rand::rngs::ChaCha8Rng;
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -50,7 +50,8 @@ pub enum SimMode {
     Engine,
 }
 
-/// Every knob of the simulator (`simulator:` in a spec, or `lmbench sim` flags).
+/// Every knob of the simulator, spelled in camelCase in spec files; unset knobs take their
+/// defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SimConfig {

@@ -153,7 +153,10 @@ mod tests {
         assert_eq!(a.token_count(), 20);
         assert_eq!(a.finish, FinishReason::Length);
         assert_ne!(a, OutputPlan::new(8, &p, 20, 0.0, false));
-        assert_ne!(a, OutputPlan::new(7, &toks("another prompt"), 20, 0.0, false));
+        assert_ne!(
+            a,
+            OutputPlan::new(7, &toks("another prompt"), 20, 0.0, false)
+        );
         assert_eq!(a.text().split_whitespace().count(), 20);
         assert!(a.token_text(0).starts_with(' '));
     }

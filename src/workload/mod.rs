@@ -91,7 +91,11 @@ pub fn result_params(item: &WorkloadItem, run: &PlannedRun, api: &str) -> serde_
     if let Value::Object(p) = params {
         for (k, v) in p {
             // The swept list is replaced by this run's point below.
-            if k == "QPS" || k == "NEW_USER_INTERVALS" || k == "TIME_BETWEEN_REQUESTS_PER_USER" || k == "REQUEST_RATES" {
+            if k == "QPS"
+                || k == "NEW_USER_INTERVALS"
+                || k == "TIME_BETWEEN_REQUESTS_PER_USER"
+                || k == "REQUEST_RATES"
+            {
                 continue;
             }
             m.insert(k, v);
@@ -117,7 +121,10 @@ pub fn result_params(item: &WorkloadItem, run: &PlannedRun, api: &str) -> serde_
             m.insert("USE_SHAREGPT".into(), json!(false));
         }
     }
-    if matches!(&item.workload, WorkloadCfg::Synthetic(_) | WorkloadCfg::Strict(_) | WorkloadCfg::Trace(_)) {
+    if matches!(
+        &item.workload,
+        WorkloadCfg::Synthetic(_) | WorkloadCfg::Strict(_) | WorkloadCfg::Trace(_)
+    ) {
         m.insert("API_TYPE".into(), json!(api));
     }
     m.insert(

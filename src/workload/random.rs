@@ -41,7 +41,10 @@ impl RandomQa {
             answer_len: get(&cfg.ANSWER_LEN).max(1) as u32,
             qps,
             duration: ctx.duration_override_s.unwrap_or_else(|| {
-                cfg.DURATION.as_ref().map(|d| d.value.value).unwrap_or(RANDOM_DEFAULT_DURATION_S)
+                cfg.DURATION
+                    .as_ref()
+                    .map(|d| d.value.value)
+                    .unwrap_or(RANDOM_DEFAULT_DURATION_S)
             }),
             seed: ctx.seed,
             base: ctx.user_id_base,
@@ -65,7 +68,9 @@ impl Workload for RandomQa {
         let uid = self.base + generation * self.users + slot;
         let b = PromptBuilder::global();
         let filler = b.filler_seeded(self.prompt_len, mix_seed(&[self.seed, k]));
-        let text = format!("Question {round} for user {uid}:{filler}. Please provide a detailed response.");
+        let text = format!(
+            "Question {round} for user {uid}:{filler}. Please provide a detailed response."
+        );
         let tokens = b.count(&text) as u64;
         Some(RequestSpec {
             id: k,

@@ -124,7 +124,13 @@ impl Synthetic {
         for i in 0..w.num_warmup {
             let uid = w.base + WARMUP_ID_OFFSET + i;
             let text = w.first_turn_text(uid, 1);
-            let spec = w.spec(uid, 1, i as f64 * WARMUP_GAP_S, Prompt::Messages(vec![Message::new("user", text)]), true);
+            let spec = w.spec(
+                uid,
+                1,
+                i as f64 * WARMUP_GAP_S,
+                Prompt::Messages(vec![Message::new("user", text)]),
+                true,
+            );
             w.warmup_queue.push_back(spec);
         }
         if w.num_warmup == 0 {
@@ -134,11 +140,19 @@ impl Synthetic {
     }
 
     fn first_turn_text(&self, uid: u64, n: u32) -> String {
-        let filler = PromptBuilder::global().filler_seeded(self.history_len, mix_seed(&[self.seed, uid]));
+        let filler =
+            PromptBuilder::global().filler_seeded(self.history_len, mix_seed(&[self.seed, uid]));
         first_message(&self.system_text, uid, &filler, &question(n, uid))
     }
 
-    fn spec(&mut self, uid: u64, round: u32, due: f64, prompt: Prompt, warmup: bool) -> RequestSpec {
+    fn spec(
+        &mut self,
+        uid: u64,
+        round: u32,
+        due: f64,
+        prompt: Prompt,
+        warmup: bool,
+    ) -> RequestSpec {
         let b = PromptBuilder::global();
         let client_prompt_tokens = match &prompt {
             Prompt::Text(t) => b.count(t),
@@ -169,17 +183,33 @@ impl Synthetic {
         // Pre-filled turns, as LMBench does for users that are "already" mid-conversation at
         // the start: questions with placeholder answers of ANSWER_LEN tokens.
         for k in 1..=asked_before {
-            let text = if k == 1 { self.first_turn_text(uid, 1) } else { question(k, uid) };
+            let text = if k == 1 {
+                self.first_turn_text(uid, 1)
+            } else {
+                question(k, uid)
+            };
             history.push(Message::new("user", text));
             let answer_seed = mix_seed(&[self.seed, uid, k as u64]);
             let filler = b.filler_seeded((self.answer_len as usize).saturating_sub(5), answer_seed);
-            history.push(Message::new("assistant", format!("Here's story #{k}:{filler}")));
+            history.push(Message::new(
+                "assistant",
+                format!("Here's story #{k}:{filler}"),
+            ));
         }
         let n = asked_before + 1;
-        let text = if n == 1 { self.first_turn_text(uid, 1) } else { question(n, uid) };
+        let text = if n == 1 {
+            self.first_turn_text(uid, 1)
+        } else {
+            question(n, uid)
+        };
         history.push(Message::new("user", text));
         let spec = self.spec(uid, n, due, Prompt::Messages(history.clone()), false);
-        let user = User { id: uid, history, asked: n, last_due: due };
+        let user = User {
+            id: uid,
+            history,
+            asked: n,
+            last_due: due,
+        };
         (user, spec)
     }
 
@@ -225,12 +255,19 @@ impl Synthetic {
             self.waiting.insert(nu.id, nu);
             return Some(spec);
         }
-        user.history.push(Message::new("assistant", done.text.clone()));
+        user.history
+            .push(Message::new("assistant", done.text.clone()));
         user.asked += 1;
         let q = question(user.asked, user.id);
         user.history.push(Message::new("user", q));
         user.last_due = due;
-        let spec = self.spec(user.id, user.asked, due, Prompt::Messages(user.history.clone()), false);
+        let spec = self.spec(
+            user.id,
+            user.asked,
+            due,
+            Prompt::Messages(user.history.clone()),
+            false,
+        );
         self.waiting.insert(user.id, user);
         Some(spec)
     }
@@ -258,8 +295,12 @@ impl Workload for Synthetic {
             }
             return Vec::new();
         }
-        let Some(uid) = done.record.user_id else { return Vec::new() };
-        let Some(user) = self.waiting.remove(&uid) else { return Vec::new() };
+        let Some(uid) = done.record.user_id else {
+            return Vec::new();
+        };
+        let Some(user) = self.waiting.remove(&uid) else {
+            return Vec::new();
+        };
         self.next_turn(user, done, now_s).into_iter().collect()
     }
 
