@@ -10,7 +10,7 @@
 
 #![allow(non_snake_case)]
 
-use super::values::{LooseBool, Num, OneOrMany, TraceDuration};
+use super::values::{Items, LooseBool, Num, OneOrMany, TraceDuration};
 use crate::record::ApiType;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
@@ -184,25 +184,25 @@ common_fields! {
 pub struct WorkloadsFile {
     /// ShareGPT conversation replay.
     #[serde(rename = "ShareGPT", default)]
-    pub share_gpt: Option<OneOrMany<S<ShareGpt>>>,
+    pub share_gpt: Option<S<Items<ShareGpt>>>,
     /// LMCache multi-round QA.
     #[serde(rename = "LMCacheSynthetic", default)]
-    pub lmcache_synthetic: Option<OneOrMany<S<Synthetic>>>,
+    pub lmcache_synthetic: Option<S<Items<Synthetic>>>,
     /// Agentic multi-agent sessions.
     #[serde(rename = "Agentic", default)]
-    pub agentic: Option<OneOrMany<S<Agentic>>>,
+    pub agentic: Option<S<Items<Agentic>>>,
     /// Independent random prompts.
     #[serde(rename = "Random", default)]
-    pub random: Option<OneOrMany<S<RandomW>>>,
+    pub random: Option<S<Items<RandomW>>>,
     /// Strict per-user periodic multi-round QA.
     #[serde(rename = "StrictSynthetic", default)]
-    pub strict_synthetic: Option<OneOrMany<S<Strict>>>,
+    pub strict_synthetic: Option<S<Items<Strict>>>,
     /// Trace replay (mooncake / gmi formats).
     #[serde(rename = "TraceReplayer", default)]
-    pub trace_replayer: Option<OneOrMany<S<Trace>>>,
+    pub trace_replayer: Option<S<Items<Trace>>>,
     /// vLLM's serving benchmark, natively.
     #[serde(rename = "VLLMBenchmark", default)]
-    pub vllm_benchmark: Option<OneOrMany<S<Vllm>>>,
+    pub vllm_benchmark: Option<S<Items<Vllm>>>,
 }
 
 macro_rules! workload_struct {

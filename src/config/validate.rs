@@ -839,16 +839,27 @@ fn hf_token(
 
 fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<WorkloadItem> {
     let mut out = Vec::new();
-    fn items<T: Clone>(v: &Option<OneOrMany<S<T>>>) -> Vec<(usize, &S<T>)> {
-        v.as_ref()
-            .map(|l| l.0.iter().enumerate().collect())
-            .unwrap_or_default()
+    fn items<T: Clone>(v: &Option<S<super::values::Items<T>>>) -> Vec<(usize, &S<T>, YLoc)> {
+        let Some(list) = v else { return Vec::new() };
+        list.value
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let at = if s.referenced.line() == 0 {
+                    list.referenced
+                } else {
+                    s.referenced
+                };
+                (i, s, at)
+            })
+            .collect()
     }
+
     // LMBench's fixed order: ShareGPT, LMCacheSynthetic, TraceReplayer, Agentic, Random,
     // VLLMBenchmark, StrictSynthetic.
-    for (i, s) in items(&w.share_gpt) {
+    for (i, s, at) in items(&w.share_gpt) {
         let k = format!("Workload.ShareGPT[{i}]");
-        let at = s.referenced;
         let x = &s.value;
         ctx.int(&x.LIMIT, &format!("{k}.LIMIT"), 1, false, &at);
         ctx.int(&x.MIN_ROUNDS, &format!("{k}.MIN_ROUNDS"), 1, false, &at);
@@ -863,9 +874,8 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
             line: line_of(&at).0,
         });
     }
-    for (i, s) in items(&w.lmcache_synthetic) {
+    for (i, s, at) in items(&w.lmcache_synthetic) {
         let k = format!("Workload.LMCacheSynthetic[{i}]");
-        let at = s.referenced;
         let x = &s.value;
         ctx.int(
             &x.NUM_USERS_WARMUP,
@@ -893,9 +903,8 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
             line: line_of(&at).0,
         });
     }
-    for (i, s) in items(&w.trace_replayer) {
+    for (i, s, at) in items(&w.trace_replayer) {
         let k = format!("Workload.TraceReplayer[{i}]");
-        let at = s.referenced;
         let x = &s.value;
         let dir = root.join(TRACE_DIR);
         match &x.TRACE_FILE {
@@ -949,9 +958,8 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
             line: line_of(&at).0,
         });
     }
-    for (i, s) in items(&w.agentic) {
+    for (i, s, at) in items(&w.agentic) {
         let k = format!("Workload.Agentic[{i}]");
-        let at = s.referenced;
         let x = &s.value;
         ctx.int(
             &x.NUM_USERS_WARMUP,
@@ -985,9 +993,8 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
             line: line_of(&at).0,
         });
     }
-    for (i, s) in items(&w.random) {
+    for (i, s, at) in items(&w.random) {
         let k = format!("Workload.Random[{i}]");
-        let at = s.referenced;
         let x = &s.value;
         ctx.int(&x.NUM_USERS, &format!("{k}.NUM_USERS"), 1, true, &at);
         ctx.int(&x.NUM_ROUNDS, &format!("{k}.NUM_ROUNDS"), 1, true, &at);
@@ -1001,9 +1008,8 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
             line: line_of(&at).0,
         });
     }
-    for (i, s) in items(&w.vllm_benchmark) {
+    for (i, s, at) in items(&w.vllm_benchmark) {
         let k = format!("Workload.VLLMBenchmark[{i}]");
-        let at = s.referenced;
         let x = &s.value;
         let ds = x
             .DATASET_NAME
@@ -1080,9 +1086,8 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
             line: line_of(&at).0,
         });
     }
-    for (i, s) in items(&w.strict_synthetic) {
+    for (i, s, at) in items(&w.strict_synthetic) {
         let k = format!("Workload.StrictSynthetic[{i}]");
-        let at = s.referenced;
         let x = &s.value;
         ctx.int(
             &x.NUM_CONCURRENT_USERS,

@@ -312,3 +312,34 @@ mod tests {
         assert!(!format!("{s:?}").contains("hf_abc"));
     }
 }
+
+/// Workload items: one item or a list, each with its location where the parser gives one. A
+/// single item written as a map has no location of its own (serde's map adapter cannot carry
+/// one); callers fall back to the enclosing key's location.
+#[derive(Debug, Clone)]
+pub struct Items<T>(pub Vec<serde_saphyr::Spanned<T>>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Items<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Items<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("one workload item (a map) or a list of them")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    out.push(item);
+                }
+                Ok(Items(out))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let t = T::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let unknown = serde_saphyr::Location::UNKNOWN;
+                Ok(Items(vec![serde_saphyr::Spanned::new(t, unknown, unknown)]))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}

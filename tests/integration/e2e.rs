@@ -1,1 +1,329 @@
-//! End-to-end runs (under construction)
+//! End-to-end: `lmbench run` against real servers on loopback — lmbench's simulated engine
+//! (always) and llama.cpp's llama-server with Gemma-3-270M (when installed; required in CI) —
+//! and the open-loop runner against a deliberately slow server.
+
+use crate::util::*;
+use lmbench::client::{Client, ClientConfig};
+use lmbench::record::{ApiType, Completed, Prompt, RequestSpec};
+use lmbench::workload::{runner, Workload};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[test]
+fn default_suite_runs_on_the_simulated_engine_and_cleans_up() {
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let assert = lmbench()
+        .args(["run", "-c"])
+        .arg(repo().join("run-bench.yaml"))
+        .arg("--results-dir")
+        .arg(out.path())
+        .args(["--port", &port.to_string(), "--duration", "2"])
+        .timeout(Duration::from_secs(180))
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    let suite = out.path().join("default-simulated-demo");
+    let files = result_files(&suite);
+    assert_eq!(files.len(), 6, "one result per run: {files:?}");
+    assert_eq!(
+        stdout.lines().count(),
+        6,
+        "stdout lists the result files: {stdout}"
+    );
+    let mut cached = std::collections::HashMap::new();
+    for f in &files {
+        let v = read_json(f);
+        assert_lmbench_shape(&v);
+        let r = &v["results"];
+        assert!(
+            r["successful_requests"].as_u64().unwrap() > 0,
+            "{}",
+            f.display()
+        );
+        assert_eq!(r["failed_requests"], 0);
+        let base = f.file_stem().unwrap().to_str().unwrap();
+        let jsonl = suite.join(format!("{base}.requests.jsonl"));
+        let lines = std::fs::read_to_string(&jsonl).unwrap();
+        assert_eq!(
+            lines.lines().count() as u64,
+            r["total_requests"].as_u64().unwrap() + r["warmup_requests"].as_u64().unwrap(),
+            "every request has a record line"
+        );
+        let key = v["lmbench"]["run"]["index"].as_u64().unwrap();
+        let name = f.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(name.starts_with("sim_prefix_cache_"), "{name}");
+        assert!(v["lmbench-session-id"]
+            .as_str()
+            .unwrap()
+            .starts_with("lmbench-"));
+        if name.contains("_synthetic_") {
+            cached.insert(
+                (name.contains("cache_on"), key),
+                r["total_cached_tokens"].as_u64().unwrap_or(0),
+            );
+        }
+    }
+    // Multi-round QA: the engine with the prefix cache reuses the shared system prompt and the
+    // users' histories; the one without reuses nothing.
+    assert_eq!(cached.len(), 4);
+    assert!(
+        cached
+            .iter()
+            .filter(|((on, _), _)| *on)
+            .all(|(_, c)| *c > 0),
+        "{cached:?}"
+    );
+    assert!(
+        cached
+            .iter()
+            .filter(|((on, _), _)| !*on)
+            .all(|(_, c)| *c == 0),
+        "{cached:?}"
+    );
+    // Engine logs kept, engines gone.
+    assert!(suite.join("pod-logs/sim_prefix_cache_on.log").is_file());
+    assert!(
+        port_free(port),
+        "the simulated engine still holds port {port}"
+    );
+}
+
+#[test]
+fn a_turn_waits_for_its_answer_and_a_shortfall_is_flagged() {
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    lmbench()
+        .args(["run", "-c"])
+        .arg(repo().join("run-bench.yaml"))
+        .arg("--spec")
+        .arg(repo().join("tests/e2e-specs/sim-slow.yaml"))
+        .arg("--results-dir")
+        .arg(out.path())
+        .args(["--port", &port.to_string()])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .success();
+    let files = result_files(&out.path().join("e2e-sim-slow"));
+    assert_eq!(files.len(), 1);
+    let v = read_json(&files[0]);
+    let r = &v["results"];
+    // Two users at 8 QPS want a turn every 0.25 s, but each answer takes over 0.7 s.
+    assert_eq!(r["target_qps"], 8.0);
+    assert!(r["achieved_qps"].as_f64().unwrap() < 6.0, "{r}");
+    assert_eq!(r["qps_shortfall"], true);
+    assert!(!r["warnings"].as_array().unwrap().is_empty());
+    let held = v["lmbench"]["run"]["workload_stats"]["turns_held_back_by_answer"]
+        .as_u64()
+        .unwrap();
+    assert!(held > 0, "{}", v["lmbench"]["run"]);
+    // No turn of a user was sent before the previous one finished.
+    let base = files[0].file_stem().unwrap().to_str().unwrap();
+    let recs =
+        lmbench::results::read_records(files[0].with_file_name(format!("{base}.requests.jsonl")))
+            .unwrap();
+    let mut by_user: std::collections::BTreeMap<u64, Vec<(f64, f64)>> = Default::default();
+    for r in &recs {
+        by_user
+            .entry(r.user_id.unwrap())
+            .or_default()
+            .push((r.sent_s, r.end_s));
+    }
+    for turns in by_user.values_mut() {
+        turns.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for w in turns.windows(2) {
+            assert!(
+                w[1].0 >= w[0].1,
+                "a turn was sent before the previous answer ended: {w:?}"
+            );
+        }
+    }
+}
+
+/// An open-loop schedule: `n` independent requests, one every `1/qps` seconds.
+struct Evenly {
+    n: u64,
+    qps: f64,
+    next: u64,
+}
+
+impl Workload for Evenly {
+    fn next_scheduled(&mut self) -> Option<RequestSpec> {
+        if self.next >= self.n {
+            return None;
+        }
+        let id = self.next;
+        self.next += 1;
+        Some(RequestSpec {
+            id,
+            user_id: Some(id),
+            round: 1,
+            due_s: id as f64 / self.qps,
+            prompt: Prompt::Text("hello there".into()),
+            max_tokens: 4,
+            client_prompt_tokens: 2,
+            warmup: false,
+            extra: Default::default(),
+        })
+    }
+    fn on_complete(&mut self, _: &Completed, _: f64) -> Vec<RequestSpec> {
+        Vec::new()
+    }
+    fn window(&self) -> Option<(f64, f64)> {
+        Some((0.0, self.n as f64 / self.qps))
+    }
+}
+
+#[test]
+fn the_runner_keeps_due_times_while_the_server_is_slow() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // Every request takes over a second; requests are due every 50 ms.
+        let cfg: lmbench::sim::SimConfig = serde_json::from_value(serde_json::json!({
+            "mode": "fixed", "ttftMs": 1000, "itlMs": 50
+        }))
+        .unwrap();
+        let sim = lmbench::sim::spawn_local(cfg).await.unwrap();
+        let client = Client::new(ClientConfig {
+            base_url: sim.base_url(),
+            model: "sim-model".into(),
+            api: ApiType::Completions,
+            request_timeout: Duration::from_secs(30),
+            api_key: None,
+            extra_body: Default::default(),
+        })
+        .unwrap();
+        let mut wl = Evenly {
+            n: 40,
+            qps: 20.0,
+            next: 0,
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let epoch = tokio::time::Instant::now();
+        let stats = runner::run(&mut wl, &client, epoch, &cancel, tx).await;
+        let mut recs = Vec::new();
+        while let Some(r) = rx.recv().await {
+            recs.push(r);
+        }
+        assert_eq!(recs.len(), 40);
+        assert!(
+            recs.iter().all(|r| r.ok()),
+            "{:?}",
+            recs.iter().find(|r| !r.ok())
+        );
+        // Open loop: about 1.15 s / 50 ms = 23 requests were in flight together.
+        assert!(
+            stats.max_in_flight >= 15,
+            "max in flight {}",
+            stats.max_in_flight
+        );
+        for r in &recs {
+            let lag = r.sent_s - r.due_s;
+            assert!(lag >= 0.0, "sent before due: {r:?}");
+            assert!(lag < 0.25, "request {} sent {lag:.3}s late", r.id);
+            assert!(r.first_token_s.unwrap() - r.sent_s >= 0.99);
+        }
+        // The last request was due at 1.95 s and sent then, not after the first ones finished.
+        let last = recs
+            .iter()
+            .max_by(|a, b| a.due_s.total_cmp(&b.due_s))
+            .unwrap();
+        assert!(last.sent_s < 2.3, "last sent at {}", last.sent_s);
+        let _ = sim.shutdown().await;
+    });
+}
+
+/// llama-server and the Gemma GGUF from the repo's install scripts' cache, if installed.
+fn llama_assets() -> Option<(PathBuf, PathBuf)> {
+    let from_env = |k: &str| {
+        std::env::var_os(k)
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+    };
+    let cache = std::env::var_os("LMBENCH_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lmbench")))?;
+    let server = from_env("LLAMA_SERVER").or_else(|| {
+        let dir = cache.join("llama-server");
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("llama-server"))
+            .find(|p| p.is_file())
+    })?;
+    let model = from_env("GEMMA_GGUF")
+        .or_else(|| Some(cache.join("models/gemma-3-270m-q4_k_m.gguf")).filter(|p| p.is_file()))?;
+    Some((server, model))
+}
+
+#[test]
+fn llama_server_end_to_end() {
+    let Some((server, model)) = llama_assets() else {
+        if std::env::var_os("LMBENCH_REQUIRE_LLAMA").is_some() {
+            panic!("LMBENCH_REQUIRE_LLAMA is set but llama-server or the Gemma model is not installed (scripts/install-llama-server.sh, scripts/fetch-gemma.sh)");
+        }
+        eprintln!("skipping: llama-server / Gemma not installed (run scripts/install-llama-server.sh and scripts/fetch-gemma.sh)");
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    lmbench()
+        .env("LLAMA_SERVER", &server)
+        .env("GEMMA_GGUF", &model)
+        .args(["run", "-c"])
+        .arg(repo().join("run-bench.yaml"))
+        .arg("--spec")
+        .arg(repo().join("tests/e2e-specs/gemma.yaml"))
+        .arg("--results-dir")
+        .arg(out.path())
+        .args([
+            "--port",
+            &port.to_string(),
+            "--ready-timeout",
+            "120",
+            "--request-timeout",
+            "120",
+        ])
+        .timeout(Duration::from_secs(300))
+        .assert()
+        .success();
+    let suite = out.path().join("e2e-llama-gemma");
+    let files = result_files(&suite);
+    assert_eq!(files.len(), 2, "{files:?}");
+    for f in &files {
+        let v = read_json(f);
+        assert_lmbench_shape(&v);
+        let r = &v["results"];
+        assert!(
+            r["successful_requests"].as_u64().unwrap() >= 3,
+            "{}: {r}",
+            f.display()
+        );
+        assert_eq!(r["failed_requests"], 0, "{r}");
+        assert_eq!(r["token_source"]["completion"], "server");
+        // ignore_eos from the baseline's extraBody: every answer has ANSWER_LEN tokens.
+        let n = r["successful_requests"].as_u64().unwrap();
+        assert_eq!(r["total_generated_tokens"].as_u64().unwrap(), 8 * n, "{r}");
+        assert!(r["ttft_ms"]["median"].as_f64().unwrap() > 0.0);
+        assert!(r["inter_token_latency_ms"]["count"].as_u64().unwrap() > 0);
+        assert_eq!(v["serving"]["baseline_type"], "Flat");
+        assert_eq!(
+            v["serving"]["config"]["configSelection"],
+            "llama-cpp/gemma-270m.sh"
+        );
+    }
+    assert!(suite
+        .join("pod-logs/flat_llama_cpp_gemma_270m.log")
+        .is_file());
+    assert!(port_free(port), "llama-server still holds port {port}");
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", &format!("llama-server.*--port {port}")])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "llama-server still running: {}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+}

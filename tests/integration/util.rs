@@ -1,1 +1,92 @@
-//! Shared test helpers (under construction)
+//! Shared test helpers: the repo root, free loopback ports, the `lmbench` command with a clean
+//! environment, and result-file readers.
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+/// The repository root (where run-bench.yaml lives).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// True if nothing listens on the port.
+pub fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// `lmbench` with backtraces off (this environment sets RUST_BACKTRACE=1) and no HF token.
+pub fn lmbench() -> Command {
+    let mut c = Command::cargo_bin("lmbench").unwrap();
+    c.env_remove("RUST_BACKTRACE")
+        .env("RUST_LIB_BACKTRACE", "0")
+        .env_remove("HF_TOKEN")
+        .env_remove("LMBENCH_PORT")
+        .env("NO_COLOR", "1");
+    c
+}
+
+/// Every result JSON (not `.requests.jsonl`) under `dir`, sorted.
+pub fn result_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Parse a JSON file.
+pub fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// Check the fields LMBench's dashboard and visualizer read.
+pub fn assert_lmbench_shape(v: &serde_json::Value) {
+    for k in [
+        "name",
+        "lmbench-session-id",
+        "timestamp",
+        "results",
+        "infra",
+        "serving",
+        "workload",
+    ] {
+        assert!(v.get(k).is_some(), "missing top-level {k}: {v}");
+    }
+    let r = &v["results"];
+    assert!(r["successful_requests"].is_u64(), "{r}");
+    assert!(r["total_input_tokens"].is_u64());
+    assert!(r["total_generated_tokens"].is_u64());
+    for k in [
+        "benchmark_duration_s",
+        "request_throughput_req_per_s",
+        "output_token_throughput_tok_per_s",
+        "input_token_throughput_tok_per_s",
+        "total_token_throughput_tok_per_s",
+    ] {
+        assert!(r[k].is_number(), "results.{k} missing: {r}");
+    }
+    for k in ["ttft_ms", "tpot_ms", "itl_ms"] {
+        for s in ["mean", "median", "p99"] {
+            assert!(r[k][s].is_number(), "results.{k}.{s} missing: {r}");
+        }
+    }
+    assert!(v["serving"]["baseline_type"].is_string());
+    assert!(v["workload"]["WORKLOAD"].is_string());
+    assert!(v["workload"].get("QPS").is_some());
+    let ts = v["timestamp"].as_str().unwrap();
+    assert_eq!(ts.len(), 13, "timestamp YYYYmmdd-HHMM: {ts}");
+}
