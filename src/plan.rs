@@ -144,7 +144,7 @@ pub fn baseline_key(kind: &BaselineKind, model_url: &str) -> String {
         }
         BaselineKind::Flat { selection, .. } => format!(
             "flat_{}",
-            strip(selection, ".sh").replace('/', "_").replace('-', "_")
+            strip(selection, ".sh").replace(['/', '-'], "_")
         ),
         BaselineKind::Simulated { name, .. } => {
             let name = name.clone().unwrap_or_else(|| model_url.to_string());

