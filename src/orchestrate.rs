@@ -536,6 +536,9 @@ async fn execute_run(
     if ok_count == 0 {
         error = Some(error.unwrap_or_else(|| "no request succeeded".into()));
     }
+    if stats.cancelled {
+        error = Some("interrupted: partial result".into());
+    }
     RunOutcome {
         run: run.clone(),
         ok: ok_count > 0 && !stats.cancelled,

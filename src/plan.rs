@@ -142,10 +142,9 @@ pub fn baseline_key(kind: &BaselineKind, model_url: &str) -> String {
         BaselineKind::Dynamo { selection, .. } => {
             format!("dynamo_{}", strip(selection, ".yaml").replace('/', "_"))
         }
-        BaselineKind::Flat { selection, .. } => format!(
-            "flat_{}",
-            strip(selection, ".sh").replace(['/', '-'], "_")
-        ),
+        BaselineKind::Flat { selection, .. } => {
+            format!("flat_{}", strip(selection, ".sh").replace(['/', '-'], "_"))
+        }
         BaselineKind::Simulated { name, .. } => {
             let name = name.clone().unwrap_or_else(|| model_url.to_string());
             let clean: String = name

@@ -6,6 +6,48 @@ use super::values::{Num, OneOrMany, Secret};
 use super::*;
 use serde_saphyr::Location as YLoc;
 
+/// Parse YAML with lmbench's options: non-finite numbers reach the value (validation decides
+/// where `.inf` is allowed, e.g. VLLMBenchmark's REQUEST_RATES).
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Error> {
+    let mut opts = serde_saphyr::Options::default();
+    opts.non_finite_float_policy = serde_saphyr::NonFiniteFloatPolicy::PassThrough;
+    serde_saphyr::from_str_with_options(text, opts)
+}
+
+/// Values written under `hf_token` keys in `source`, on the key's line or on the more indented
+/// lines that continue it, so they can be hidden from messages that quote the source.
+fn token_literals(source: &str) -> Vec<String> {
+    let lines: Vec<&str> = source.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(pos) = l.find("hf_token") else {
+            continue;
+        };
+        let Some(colon) = l[pos..].find(':') else {
+            continue;
+        };
+        let first = l[pos + colon + 1..].trim().trim_matches(['"', '\'', ' ']);
+        let is_block = first.is_empty() || first.starts_with('|') || first.starts_with('>');
+        if !is_block {
+            out.push(first.to_string());
+            continue;
+        }
+        let base = indent(l);
+        for next in &lines[i + 1..] {
+            if next.trim().is_empty() {
+                continue;
+            }
+            if indent(next) <= base {
+                break;
+            }
+            out.push(next.trim().trim_matches(['"', '\'']).to_string());
+        }
+    }
+    out.retain(|t| t.len() >= 4 && t != HF_TOKEN_PLACEHOLDER);
+    out
+}
+
 /// Collects issues for one file.
 struct Ctx<'a> {
     file: PathBuf,
@@ -55,14 +97,18 @@ impl Ctx<'_> {
         });
     }
 
-    fn serde_error(&mut self, e: &serde_saphyr::Error, hf_token: Option<&str>) {
+    fn serde_error(&mut self, e: &serde_saphyr::Error, hf_token: Option<&str>, source: &str) {
         let (line, column) = e.location().map(|l| line_of(&l)).unwrap_or((None, None));
+        let mut message = redact(&e.to_string(), hf_token);
+        for t in token_literals(source) {
+            message = message.replace(&t, "***");
+        }
         self.issues.push(ConfigIssue {
             file: self.file.clone(),
             line,
             column,
             key: String::new(),
-            message: redact(&e.to_string(), hf_token),
+            message,
         });
     }
 
@@ -221,10 +267,10 @@ pub fn load(
         file: path.to_path_buf(),
         issues: &mut issues,
     };
-    let rb: RunBenchFile = match serde_saphyr::from_str(&text) {
+    let rb: RunBenchFile = match parse(&text) {
         Ok(rb) => rb,
         Err(e) => {
-            ctx.serde_error(&e, hf_token);
+            ctx.serde_error(&e, hf_token, &text);
             return Err(ConfigErrors { issues });
         }
     };
@@ -319,7 +365,7 @@ fn spec_paths(ctx: &mut Ctx, rb: &RunBenchFile, root: &Path) -> Vec<PathBuf> {
         ctx.push(
             Some(&top),
             "0-bench-specs",
-            "missing required key: expected a list of spec files or folders under 0-bench-specs/",
+            "missing or empty: expected a non-empty list of spec files or folders under 0-bench-specs/",
         );
         return Vec::new();
     };
@@ -428,10 +474,10 @@ fn load_spec(
             return None;
         }
     };
-    let spec: SpecFile = match serde_saphyr::from_str(&text) {
+    let spec: SpecFile = match parse(&text) {
         Ok(s) => s,
         Err(e) => {
-            ctx.serde_error(&e, hf_token);
+            ctx.serde_error(&e, hf_token, &text);
             return None;
         }
     };
@@ -463,7 +509,7 @@ fn load_spec(
         None => ctx.push(
             Some(&top),
             "Serving",
-            "missing required key: expected a list of serving baselines",
+            "missing or empty: expected a non-empty list of serving baselines",
         ),
         Some(s) => match &s.value {
             Some(list) if !list.is_empty() => {
@@ -485,7 +531,7 @@ fn load_spec(
         None => ctx.push(
             Some(&top),
             "Workload",
-            "missing required key: expected a map of workload types",
+            "missing or empty: expected a map of workload types",
         ),
         Some(w) => match &w.value {
             None => ctx.push(
@@ -775,14 +821,40 @@ fn baseline(
             if let Some(m) = &model {
                 params.insert("model".into(), serde_json::Value::String(m.clone()));
             }
-            if let Err(e) = serde_json::from_value::<crate::sim::SimConfig>(
-                serde_json::Value::Object(params.clone()),
-            ) {
-                ctx.push(
-                    Some(&at),
-                    &p,
-                    format!("invalid simulated-engine setting: {e}"),
-                );
+            // Check each setting on its own first, so a wrong value is reported under its key.
+            let mut each_ok = true;
+            for (k, v) in &params {
+                let one = serde_json::Map::from_iter([(k.clone(), v.clone())]);
+                if let Err(e) =
+                    serde_json::from_value::<crate::sim::SimConfig>(serde_json::Value::Object(one))
+                {
+                    each_ok = false;
+                    ctx.push(
+                        Some(&at),
+                        &format!("{p}.{k}"),
+                        format!("invalid simulated-engine setting: {e}"),
+                    );
+                }
+            }
+            if each_ok {
+                match serde_json::from_value::<crate::sim::SimConfig>(serde_json::Value::Object(
+                    params.clone(),
+                )) {
+                    Err(e) => ctx.push(
+                        Some(&at),
+                        &p,
+                        format!("invalid simulated-engine setting: {e}"),
+                    ),
+                    Ok(c) => {
+                        if let Err(e) = c.validate() {
+                            ctx.push(
+                                Some(&at),
+                                &p,
+                                format!("invalid simulated-engine setting: {e:#}"),
+                            );
+                        }
+                    }
+                }
             }
             let mut json = map.clone();
             json.remove("hf_token");

@@ -327,3 +327,50 @@ fn llama_server_end_to_end() {
         String::from_utf8_lossy(&ps.stdout)
     );
 }
+
+#[test]
+fn ctrl_c_writes_a_partial_result_tears_down_and_exits_130() {
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bin = assert_cmd::cargo::cargo_bin("lmbench");
+    let child = std::process::Command::new(bin)
+        .env_remove("RUST_BACKTRACE")
+        .args(["run", "-c"])
+        .arg(repo().join("run-bench.yaml"))
+        .arg("--results-dir")
+        .arg(out.path())
+        .args(["--port", &port.to_string(), "--duration", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first run is under way (the engine answers), then interrupt.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while port_free(port) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the engine never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let files = result_files(&out.path().join("default-simulated-demo"));
+    assert_eq!(
+        files.len(),
+        1,
+        "only the interrupted run has a result: {files:?}"
+    );
+    let v = read_json(&files[0]);
+    assert_eq!(v["lmbench"]["run"]["partial"], true);
+    assert!(v["results"]["total_requests"].as_u64().unwrap() > 0);
+    assert!(port_free(port), "the engine still holds port {port}");
+}
