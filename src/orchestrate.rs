@@ -421,7 +421,17 @@ async fn execute_run(
             .map(|v| format!("{}={}", run.sweep.key, v.label()))
             .unwrap_or_else(|| "timed".into())
     );
+    let prompt = match workload::prompt_builder(item, &cfg.root) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("{label}: {e}");
+            return failed(run, e.to_string());
+        }
+    };
     let ctx = RunContext {
+        prompt: prompt.clone(),
+        root: cfg.root.clone(),
+        api: client.config().api,
         seed: run.seed,
         user_id_base: position * 1_000_000,
         qps: run.qps.map(|q| q.value),
@@ -488,7 +498,27 @@ async fn execute_run(
         target_qps: run.qps.map(|q| q.value),
         run_duration_s: window.map(|(a, b)| b - a),
     });
-    let results = summary.results_json();
+    let mut results = summary.results_json();
+    let workload_stats = wl.stats();
+    match &item.workload {
+        crate::config::Workload::Vllm(_) => {
+            // vLLM bench's names beside LMBench's, so users can compare with vLLM's own tool.
+            let extra = workload::vllm::vllm_result_fields(&results, &workload_stats);
+            if let Value::Object(m) = &mut results {
+                m.extend(extra);
+            }
+        }
+        crate::config::Workload::Agentic(_) => {
+            // Agentic sweeps the new-user interval; its QPS is the measured rate (as in LMBench;
+            // the file name keeps the interval, which is known when the file is created).
+            if let Some(q) = results.get("achieved_qps").cloned() {
+                if let Value::Object(m) = &mut meta.workload {
+                    m.insert("QPS".into(), q.clone());
+                }
+            }
+        }
+        _ => {}
+    }
     meta.run = json!({
         "index": run.index,
         "seed": run.seed,
@@ -499,12 +529,15 @@ async fn execute_run(
         "api_type": api,
         "model": client.config().model,
         "request_timeout_s": opts.request_timeout.as_secs_f64(),
-        "tokenizer": workload::prompt::PromptBuilder::global().tokenizer_name(),
+        "tokenizer": prompt.tokenizer_name(),
         "partial": stats.cancelled,
         "scheduler": stats,
-        "workload_stats": wl.stats(),
+        "workload_stats": workload_stats,
     });
-    let result = build_result_json(&meta, &summary);
+    let mut result = build_result_json(&meta, &summary);
+    if let Some(r) = result.get_mut("results") {
+        *r = results.clone();
+    }
     let path = match writer.finish(&result) {
         Ok(p) => p,
         Err(e) => return failed(run, format!("cannot write the result file: {e}")),

@@ -212,6 +212,10 @@ macro_rules! workload_struct {
         #[serde(deny_unknown_fields)]
         pub struct $name {
             $($(#[$fm])* #[serde(default, skip_serializing_if = "Option::is_none")] pub $f: $t,)*
+            /// A local `tokenizer.json` to count and build prompts with, relative to the folder
+            /// of run-bench.yaml (lmbench addition; default tiktoken cl100k_base).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub TOKENIZER: O<String>,
         }
     };
 }
@@ -337,6 +341,14 @@ workload_struct! {
         pub MAX_DELAY: O<Num>,
         /// Rates for QPS mode (default [1.0]).
         pub QPS: O<OneOrMany<Num>>,
+        /// Tokens per `hash_ids` block (lmbench addition; default 512, as in mooncake traces).
+        pub BLOCK_SIZE: O<i64>,
+        /// Longest prompt sent, in tokens (lmbench addition; default: no limit).
+        pub MAX_INPUT_TOKENS: O<i64>,
+        /// Largest max_tokens sent (lmbench addition; default: no limit).
+        pub MAX_OUTPUT_TOKENS: O<i64>,
+        /// What to do with a longer request: `clip` (default) or `skip` (lmbench addition).
+        pub OVERLONG: O<String>,
     }
 }
 
@@ -389,5 +401,9 @@ workload_struct! {
         pub CUSTOM_OUTPUT_LEN: O<i64>,
         /// Cap on requests in flight (lmbench addition).
         pub MAX_CONCURRENCY: O<i64>,
+        /// random: tokens of a random prefix shared by every prompt (default 0).
+        pub RANDOM_PREFIX_LEN: O<i64>,
+        /// Service-level objectives for goodput, in ms: any of `ttft_ms`, `tpot_ms`, `e2el_ms`.
+        pub GOODPUT: O<serde_json::Map<String, serde_json::Value>>,
     }
 }

@@ -940,6 +940,9 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
         if let Some(p) = &x.DATASET_PATH {
             ctx.existing_file(p, &format!("{k}.DATASET_PATH"), root);
         }
+        if let Some(t) = &x.TOKENIZER {
+            ctx.existing_file(t, &format!("{k}.TOKENIZER"), root);
+        }
         out.push(WorkloadItem {
             workload: Workload::ShareGpt(x.clone()),
             index: i,
@@ -969,6 +972,9 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
         ctx.int(&x.ANSWER_LEN, &format!("{k}.ANSWER_LEN"), 1, true, &at);
         ctx.positive_list(&x.QPS, &format!("{k}.QPS"), true, false, &at);
         ctx.positive(&x.DURATION, &format!("{k}.DURATION"));
+        if let Some(t) = &x.TOKENIZER {
+            ctx.existing_file(t, &format!("{k}.TOKENIZER"), root);
+        }
         out.push(WorkloadItem {
             workload: Workload::Synthetic(x.clone()),
             index: i,
@@ -1024,6 +1030,33 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
         ctx.positive(&x.TIME_SCALE, &format!("{k}.TIME_SCALE"));
         ctx.positive(&x.MAX_DELAY, &format!("{k}.MAX_DELAY"));
         ctx.positive_list(&x.QPS, &format!("{k}.QPS"), false, false, &at);
+        ctx.int(&x.BLOCK_SIZE, &format!("{k}.BLOCK_SIZE"), 1, false, &at);
+        ctx.int(
+            &x.MAX_INPUT_TOKENS,
+            &format!("{k}.MAX_INPUT_TOKENS"),
+            1,
+            false,
+            &at,
+        );
+        ctx.int(
+            &x.MAX_OUTPUT_TOKENS,
+            &format!("{k}.MAX_OUTPUT_TOKENS"),
+            1,
+            false,
+            &at,
+        );
+        if let Some(o) = &x.OVERLONG {
+            if o.value != "clip" && o.value != "skip" {
+                ctx.push(
+                    Some(&o.referenced),
+                    &format!("{k}.OVERLONG"),
+                    format!("expected `clip` or `skip`, got `{}`", o.value),
+                );
+            }
+        }
+        if let Some(t) = &x.TOKENIZER {
+            ctx.existing_file(t, &format!("{k}.TOKENIZER"), root);
+        }
         out.push(WorkloadItem {
             workload: Workload::Trace(x.clone()),
             index: i,
@@ -1059,6 +1092,9 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
             &at,
         );
         ctx.positive(&x.DURATION, &format!("{k}.DURATION"));
+        if let Some(t) = &x.TOKENIZER {
+            ctx.existing_file(t, &format!("{k}.TOKENIZER"), root);
+        }
         out.push(WorkloadItem {
             workload: Workload::Agentic(x.clone()),
             index: i,
@@ -1074,6 +1110,9 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
         ctx.int(&x.ANSWER_LEN, &format!("{k}.ANSWER_LEN"), 1, true, &at);
         ctx.positive_list(&x.QPS, &format!("{k}.QPS"), true, false, &at);
         ctx.positive(&x.DURATION, &format!("{k}.DURATION"));
+        if let Some(t) = &x.TOKENIZER {
+            ctx.existing_file(t, &format!("{k}.TOKENIZER"), root);
+        }
         out.push(WorkloadItem {
             workload: Workload::Random(x.clone()),
             index: i,
@@ -1145,6 +1184,26 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
             false,
             &at,
         );
+        ctx.int(
+            &x.RANDOM_PREFIX_LEN,
+            &format!("{k}.RANDOM_PREFIX_LEN"),
+            0,
+            false,
+            &at,
+        );
+        if let Some(g) = &x.GOODPUT {
+            for (name, v) in &g.value {
+                let ok = matches!(name.as_str(), "ttft_ms" | "tpot_ms" | "e2el_ms")
+                    && v.as_f64().is_some_and(|x| x.is_finite() && x > 0.0);
+                if !ok {
+                    ctx.push(
+                        Some(&g.referenced),
+                        &format!("{k}.GOODPUT.{name}"),
+                        format!("expected ttft_ms, tpot_ms or e2el_ms with a positive number of milliseconds, got {name}: {v}"),
+                    );
+                }
+            }
+        }
         ctx.num_in(
             &x.RANDOM_RANGE_RATIO,
             &format!("{k}.RANDOM_RANGE_RATIO"),
@@ -1152,6 +1211,9 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
             1.0,
             true,
         );
+        if let Some(t) = &x.TOKENIZER {
+            ctx.existing_file(t, &format!("{k}.TOKENIZER"), root);
+        }
         out.push(WorkloadItem {
             workload: Workload::Vllm(x.clone()),
             index: i,
@@ -1211,6 +1273,9 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
             1.0,
             false,
         );
+        if let Some(t) = &x.TOKENIZER {
+            ctx.existing_file(t, &format!("{k}.TOKENIZER"), root);
+        }
         out.push(WorkloadItem {
             workload: Workload::Strict(x.clone()),
             index: i,

@@ -5,10 +5,16 @@
 //! of a conversation) come from [`Workload::on_complete`]. The [`runner`] sends each spec at its
 //! due time, whatever earlier requests are doing.
 
+pub mod agentic;
+pub mod arrivals;
 pub mod prompt;
 pub mod random;
 pub mod runner;
+pub mod sharegpt;
+pub mod strict;
 pub mod synthetic;
+pub mod trace;
+pub mod vllm;
 
 use crate::config::{Baseline, Workload as WorkloadCfg, WorkloadItem};
 use crate::plan::PlannedRun;
@@ -28,6 +34,12 @@ pub trait Workload: Send {
     /// known (after warmup). Used to report the window; requests are not generated past it.
     fn window(&self) -> Option<(f64, f64)>;
 
+    /// Most requests in flight at once (VLLMBenchmark's MAX_CONCURRENCY); `None` is a pure open
+    /// loop. A request due while the cap is reached waits, and the wait shows as send lag.
+    fn max_in_flight(&self) -> Option<usize> {
+        None
+    }
+
     /// Workload-specific counters for the result file (e.g. turns held back by a slow answer).
     fn stats(&self) -> serde_json::Value {
         serde_json::Value::Null
@@ -35,8 +47,14 @@ pub trait Workload: Send {
 }
 
 /// Everything a workload needs to build its requests for one run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunContext {
+    /// Counts tokens and builds exact-length prompt text.
+    pub prompt: std::sync::Arc<prompt::PromptBuilder>,
+    /// The folder of run-bench.yaml: data paths resolve against it.
+    pub root: std::path::PathBuf,
+    /// The endpoint the requests go to.
+    pub api: crate::record::ApiType,
     /// The run's seed.
     pub seed: u64,
     /// First user id of this run (user ids never repeat between the runs of a baseline).
@@ -58,6 +76,27 @@ pub enum WorkloadError {
     Other(String),
 }
 
+/// The prompt builder of a workload item: its `TOKENIZER` file, or tiktoken.
+pub fn prompt_builder(
+    item: &WorkloadItem,
+    root: &std::path::Path,
+) -> Result<std::sync::Arc<prompt::PromptBuilder>, WorkloadError> {
+    let tok = match &item.workload {
+        WorkloadCfg::ShareGpt(x) => &x.TOKENIZER,
+        WorkloadCfg::Synthetic(x) => &x.TOKENIZER,
+        WorkloadCfg::Agentic(x) => &x.TOKENIZER,
+        WorkloadCfg::Random(x) => &x.TOKENIZER,
+        WorkloadCfg::Strict(x) => &x.TOKENIZER,
+        WorkloadCfg::Trace(x) => &x.TOKENIZER,
+        WorkloadCfg::Vllm(x) => &x.TOKENIZER,
+    };
+    match tok {
+        None => Ok(prompt::PromptBuilder::global()),
+        Some(p) => prompt::PromptBuilder::from_tokenizer_file(&root.join(&p.value))
+            .map_err(WorkloadError::Other),
+    }
+}
+
 /// Build the workload for a planned run.
 pub fn build(
     item: &WorkloadItem,
@@ -68,7 +107,11 @@ pub fn build(
     match &item.workload {
         WorkloadCfg::Synthetic(cfg) => Ok(Box::new(synthetic::Synthetic::new(cfg, run, ctx)?)),
         WorkloadCfg::Random(cfg) => Ok(Box::new(random::RandomQa::new(cfg, run, ctx)?)),
-        other => Err(WorkloadError::NotImplemented(other.type_name())),
+        WorkloadCfg::ShareGpt(cfg) => sharegpt::build(cfg, run, ctx),
+        WorkloadCfg::Agentic(cfg) => agentic::build(cfg, run, ctx),
+        WorkloadCfg::Strict(cfg) => strict::build(cfg, run, ctx),
+        WorkloadCfg::Trace(cfg) => trace::build(cfg, run, ctx),
+        WorkloadCfg::Vllm(cfg) => vllm::build(cfg, run, ctx),
     }
 }
 
@@ -127,9 +170,10 @@ pub fn result_params(item: &WorkloadItem, run: &PlannedRun, api: &str) -> serde_
     ) {
         m.insert("API_TYPE".into(), json!(api));
     }
-    m.insert(
-        "QPS".into(),
-        run.qps.map(|q| q.to_json()).unwrap_or(Value::Null),
-    );
+    // A timed trace replay has no QPS: LMBench leaves the key out (its file name says
+    // `unknown`), and readers default it.
+    if let Some(q) = run.qps {
+        m.insert("QPS".into(), q.to_json());
+    }
     Value::Object(m)
 }

@@ -5,11 +5,14 @@
 //! `w` for which `" " + w` is exactly one token. Because the tokenizer's pre-tokenizer splits
 //! before each space-led word and merges never cross that boundary, `n` such words appended to
 //! any text add exactly `n` tokens. The server's own tokenizer may count differently; lmbench
-//! records the server's `usage` next to this count and reports the disagreement.
+//! records the server's `usage` next to this count and reports the disagreement. A workload's
+//! optional `TOKENIZER` key names a local `tokenizer.json` to count with instead.
 
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use tiktoken_rs::CoreBPE;
 
 /// Candidate filler words; only those that are one cl100k token with a leading space are used.
@@ -143,44 +146,129 @@ const CANDIDATES: &[&str] = &[
     "warm",
 ];
 
-/// Builds prompt text with exact token counts.
-pub struct PromptBuilder {
-    bpe: &'static CoreBPE,
-    words: Vec<&'static str>,
+/// The tokenizer that counts tokens.
+enum Counter {
+    /// tiktoken's cl100k_base, embedded.
+    Tiktoken(&'static CoreBPE),
+    /// A Hugging Face `tokenizer.json` loaded from disk.
+    Hf(Box<tokenizers::Tokenizer>),
 }
 
+/// Builds prompt text with exact token counts.
+pub struct PromptBuilder {
+    counter: Counter,
+    words: Vec<String>,
+    name: String,
+}
+
+/// Fewest filler words a tokenizer must offer.
+const MIN_POOL: usize = 8;
+
 impl PromptBuilder {
-    /// The shared builder (the vocabulary loads once, in about 100 ms).
-    pub fn global() -> &'static PromptBuilder {
-        static B: OnceLock<PromptBuilder> = OnceLock::new();
+    /// The default builder: tiktoken `cl100k_base` (the vocabulary loads once, in about 100 ms).
+    pub fn global() -> Arc<PromptBuilder> {
+        static B: OnceLock<Arc<PromptBuilder>> = OnceLock::new();
         B.get_or_init(|| {
             let bpe = tiktoken_rs::cl100k_base_singleton();
-            let mut words: Vec<&'static str> = CANDIDATES
+            let mut words: Vec<String> = CANDIDATES
                 .iter()
-                .copied()
                 .filter(|w| bpe.encode_ordinary(&format!(" {w}")).len() == 1)
+                .map(|w| w.to_string())
                 .collect();
             words.sort_unstable();
             words.dedup();
-            PromptBuilder { bpe, words }
+            Arc::new(PromptBuilder {
+                counter: Counter::Tiktoken(bpe),
+                words,
+                name: "tiktoken:cl100k_base".into(),
+            })
         })
+        .clone()
+    }
+
+    /// A builder counting with a local Hugging Face `tokenizer.json` (no hub access). Filler
+    /// words are those of the candidate list, or of the vocabulary itself, that encode to one
+    /// token after a space; the file is loaded once per process.
+    pub fn from_tokenizer_file(path: &Path) -> Result<Arc<PromptBuilder>, String> {
+        static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<PromptBuilder>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(b) = cache.lock().ok().and_then(|c| c.get(path).cloned()) {
+            return Ok(b);
+        }
+        let tok = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| format!("cannot load tokenizer {}: {e}", path.display()))?;
+        let single = |w: &str| {
+            tok.encode(format!(" {w}"), false)
+                .map(|e| e.get_ids().len() == 1)
+                .unwrap_or(false)
+        };
+        let mut words: Vec<String> = CANDIDATES
+            .iter()
+            .filter(|w| single(w))
+            .map(|w| w.to_string())
+            .collect();
+        if words.len() < 64 {
+            // Small vocabularies: take whole-word tokens from the vocabulary itself.
+            let mut vocab: Vec<(String, u32)> = tok.get_vocab(false).into_iter().collect();
+            vocab.sort_by_key(|(_, id)| *id);
+            for (_, id) in vocab {
+                let Ok(text) = tok.decode(&[id], false) else {
+                    continue;
+                };
+                let w = text.trim();
+                if text.starts_with(' ')
+                    && w.len() >= 3
+                    && w.chars().all(|c| c.is_ascii_alphabetic())
+                    && single(w)
+                {
+                    words.push(w.to_string());
+                }
+                if words.len() >= 256 {
+                    break;
+                }
+            }
+        }
+        words.sort_unstable();
+        words.dedup();
+        if words.len() < MIN_POOL {
+            return Err(format!(
+                "tokenizer {} has too few single-token words ({}) to build prompts of exact length",
+                path.display(),
+                words.len()
+            ));
+        }
+        let b = Arc::new(PromptBuilder {
+            counter: Counter::Hf(Box::new(tok)),
+            words,
+            name: format!("tokenizer.json:{}", path.display()),
+        });
+        if let Ok(mut c) = cache.lock() {
+            c.insert(path.to_path_buf(), b.clone());
+        }
+        Ok(b)
     }
 
     /// Name of the counting tokenizer, as written in result files.
-    pub fn tokenizer_name(&self) -> &'static str {
-        "tiktoken:cl100k_base"
+    pub fn tokenizer_name(&self) -> &str {
+        &self.name
     }
 
-    /// Number of tokens in `text`.
+    /// Number of tokens in `text` (no special tokens added).
     pub fn count(&self, text: &str) -> usize {
-        self.bpe.encode_ordinary(text).len()
+        match &self.counter {
+            Counter::Tiktoken(bpe) => bpe.encode_ordinary(text).len(),
+            Counter::Hf(t) => t
+                .encode(text, false)
+                .map(|e| e.get_ids().len())
+                .unwrap_or(0),
+        }
     }
 
     /// Exactly `n` tokens of filler, each word preceded by a space, drawn with `rng`.
     pub fn filler(&self, n: usize, rng: &mut ChaCha8Rng) -> String {
         let mut s = String::with_capacity(n * 7);
         for _ in 0..n {
-            let w = self.words[rng.random_range(0..self.words.len())];
+            let w = &self.words[rng.random_range(0..self.words.len())];
             s.push(' ');
             s.push_str(w);
         }

@@ -15,6 +15,7 @@ use crate::record::{Completed, Prompt, RequestSpec};
 
 /// The Random workload for one QPS point.
 pub struct RandomQa {
+    prompt: std::sync::Arc<PromptBuilder>,
     users: u64,
     rounds: u64,
     prompt_len: usize,
@@ -35,6 +36,7 @@ impl RandomQa {
             .or(run.qps.map(|q| q.value))
             .ok_or_else(|| WorkloadError::Other("Random needs a QPS".into()))?;
         Ok(RandomQa {
+            prompt: ctx.prompt.clone(),
             users: get(&cfg.NUM_USERS).max(1) as u64,
             rounds: get(&cfg.NUM_ROUNDS).max(1) as u64,
             prompt_len: get(&cfg.PROMPT_LEN).max(1) as usize,
@@ -66,7 +68,7 @@ impl Workload for RandomQa {
         let generation = count / self.rounds;
         let round = (count % self.rounds + 1) as u32;
         let uid = self.base + generation * self.users + slot;
-        let b = PromptBuilder::global();
+        let b = &self.prompt;
         let filler = b.filler_seeded(self.prompt_len, mix_seed(&[self.seed, k]));
         let text = format!(
             "Question {round} for user {uid}:{filler}. Please provide a detailed response."

@@ -88,6 +88,8 @@ pub async fn run(
         if next_due.is_none() && in_flight == 0 {
             break;
         }
+        // At the in-flight cap only a completion can make progress.
+        let can_send = workload.max_in_flight().is_none_or(|cap| in_flight < cap);
         let wake = next_due
             .map(|d| epoch + Duration::from_secs_f64(d.max(0.0)))
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -99,7 +101,7 @@ pub async fn run(
                 heap.clear();
                 lookahead = None;
             }
-            _ = tokio::time::sleep_until(wake), if next_due.is_some() => {
+            _ = tokio::time::sleep_until(wake), if next_due.is_some() && can_send => {
                 let now_s = epoch.elapsed().as_secs_f64();
                 loop {
                     let take_lookahead = match (&lookahead, heap.peek()) {
@@ -114,6 +116,9 @@ pub async fn run(
                         heap.peek().map(|p| p.0.due_s)
                     };
                     if due.is_some_and(|d| d > now_s) {
+                        break;
+                    }
+                    if workload.max_in_flight().is_some_and(|cap| in_flight >= cap) {
                         break;
                     }
                     let spec = if take_lookahead {

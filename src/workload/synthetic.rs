@@ -38,6 +38,7 @@ struct User {
 
 /// The LMCacheSynthetic workload for one QPS point.
 pub struct Synthetic {
+    prompt: std::sync::Arc<PromptBuilder>,
     num_users: u64,
     rounds: u32,
     answer_len: u32,
@@ -91,12 +92,13 @@ impl Synthetic {
                 .map(|d| d.value.value)
                 .unwrap_or(SYNTHETIC_DEFAULT_DURATION_S)
         });
-        let b = PromptBuilder::global();
+        let b = ctx.prompt.clone();
         let sys_len = get(&cfg.SYSTEM_PROMPT) as usize;
         // The system prompt is the same for every run and baseline: it is what a prefix cache
         // shares across users.
         let system_text = b.filler_seeded(sys_len, mix_seed(&[0x5157, sys_len as u64]));
         let mut w = Synthetic {
+            prompt: ctx.prompt.clone(),
             num_users,
             rounds,
             answer_len: get(&cfg.ANSWER_LEN).max(1) as u32,
@@ -140,8 +142,9 @@ impl Synthetic {
     }
 
     fn first_turn_text(&self, uid: u64, n: u32) -> String {
-        let filler =
-            PromptBuilder::global().filler_seeded(self.history_len, mix_seed(&[self.seed, uid]));
+        let filler = self
+            .prompt
+            .filler_seeded(self.history_len, mix_seed(&[self.seed, uid]));
         first_message(&self.system_text, uid, &filler, &question(n, uid))
     }
 
@@ -153,7 +156,7 @@ impl Synthetic {
         prompt: Prompt,
         warmup: bool,
     ) -> RequestSpec {
-        let b = PromptBuilder::global();
+        let b = &self.prompt;
         let client_prompt_tokens = match &prompt {
             Prompt::Text(t) => b.count(t),
             Prompt::Messages(ms) => ms.iter().map(|m| b.count(&m.content)).sum(),
@@ -178,7 +181,7 @@ impl Synthetic {
         let uid = self.base + self.next_user;
         self.next_user += 1;
         self.users_started += 1;
-        let b = PromptBuilder::global();
+        let b = self.prompt.clone();
         let mut history = Vec::new();
         // Pre-filled turns, as LMBench does for users that are "already" mid-conversation at
         // the start: questions with placeholder answers of ANSWER_LEN tokens.

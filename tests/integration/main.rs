@@ -3,4 +3,5 @@
 
 mod config_rules;
 mod e2e;
+mod error_budget;
 mod util;

@@ -1,0 +1,14 @@
+//! ShareGPT (under construction).
+
+use super::{RunContext, Workload, WorkloadError};
+use crate::config::model::ShareGpt as Cfg;
+use crate::plan::PlannedRun;
+
+/// Build the ShareGPT workload.
+pub fn build(
+    _cfg: &Cfg,
+    _run: &PlannedRun,
+    _ctx: &RunContext,
+) -> Result<Box<dyn Workload>, WorkloadError> {
+    Err(WorkloadError::NotImplemented("ShareGPT"))
+}

@@ -1,0 +1,14 @@
+//! StrictSynthetic (under construction).
+
+use super::{RunContext, Workload, WorkloadError};
+use crate::config::model::Strict as Cfg;
+use crate::plan::PlannedRun;
+
+/// Build the StrictSynthetic workload.
+pub fn build(
+    _cfg: &Cfg,
+    _run: &PlannedRun,
+    _ctx: &RunContext,
+) -> Result<Box<dyn Workload>, WorkloadError> {
+    Err(WorkloadError::NotImplemented("StrictSynthetic"))
+}
