@@ -204,6 +204,8 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+    // Load the tokenizer before any run: its first use takes a while.
+    let _ = PromptBuilder::global().count("warm up");
     let result = match cli.mode {
         Mode::ErrorBudget(a) => error_budget(&a),
         Mode::MaxRate(a) => max_rate(&a),
@@ -991,8 +993,6 @@ fn memory(a: &MemoryArgs) -> anyhow::Result<()> {
     let rt = runtime(c.threads)?;
     let sim = Sim::start(c, &fixed_engine(0.0, 0.0))?;
     let client = client_for(&sim, c)?;
-    // Load the tokenizer before the baseline is taken.
-    let _ = PromptBuilder::global().count("warm up");
     let rss_before = proc_status_kib("self", "VmRSS").unwrap_or(0);
     let mut wl = Load::new(
         Schedule::Paced {

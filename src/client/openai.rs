@@ -32,6 +32,9 @@ const ERROR_BODY_WAIT: Duration = Duration::from_secs(1);
 /// After `[DONE]`, how long to wait for the end of the body. Reading it to the end lets the
 /// connection go back to the pool; a server that keeps the body open costs at most this.
 const DRAIN_AFTER_DONE: Duration = Duration::from_millis(200);
+/// Idle pooled connections are dropped after this long (below common 5 s server keep-alives).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Upper bound on the TCP connect phase (the request timeout, if shorter, applies instead).
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -98,6 +101,10 @@ impl Client {
             .http1_only()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(usize::MAX)
+            // Servers close idle keep-alive connections (uvicorn, which serves vLLM, and
+            // llama.cpp after 5 s); reusing one just as it closes fails the request before it is
+            // sent. Dropping idle connections sooner costs a reconnect, never a failure.
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .connect_timeout(cfg.request_timeout.min(MAX_CONNECT_TIMEOUT))
             // A retried request would be measured as one slow request.
             .retry(reqwest::retry::never())
