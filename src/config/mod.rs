@@ -287,6 +287,10 @@ pub fn selection_dir(type_name: &str) -> &'static str {
     }
 }
 
+/// ShareGPT's dataset when `DATASET_PATH` is not set (the file LMBench downloads).
+pub const SHAREGPT_DEFAULT_PATH: &str =
+    "3-workloads/sharegpt/ShareGPT_V3_unfiltered_cleaned_split.json";
+
 /// Folder of trace files (TraceReplayer's TRACE_FILE is relative to it).
 pub const TRACE_DIR: &str = "3-workloads/trace-replayer";
 

@@ -937,8 +937,20 @@ fn check_workloads(ctx: &mut Ctx, w: &model::WorkloadsFile, root: &Path) -> Vec<
         ctx.int(&x.MIN_ROUNDS, &format!("{k}.MIN_ROUNDS"), 1, false, &at);
         ctx.int(&x.START_ROUND, &format!("{k}.START_ROUND"), 0, false, &at);
         ctx.positive_list(&x.QPS, &format!("{k}.QPS"), true, false, &at);
-        if let Some(p) = &x.DATASET_PATH {
-            ctx.existing_file(p, &format!("{k}.DATASET_PATH"), root);
+        match &x.DATASET_PATH {
+            Some(p) => {
+                ctx.existing_file(p, &format!("{k}.DATASET_PATH"), root);
+            }
+            None => {
+                let p = root.join(SHAREGPT_DEFAULT_PATH);
+                if !p.is_file() {
+                    ctx.push(
+                        Some(&at),
+                        &format!("{k}.DATASET_PATH"),
+                        format!("not set, and the default dataset does not exist: {} (lmbench never downloads datasets; 3-workloads/sharegpt/sample.json is a small one)", p.display()),
+                    );
+                }
+            }
         }
         if let Some(t) = &x.TOKENIZER {
             ctx.existing_file(t, &format!("{k}.TOKENIZER"), root);

@@ -100,6 +100,11 @@ impl Tree {
     fn with(location: &str, specs: &[&str]) -> Tree {
         let t = Tree::new();
         t.write("run-bench.yaml", &run_bench(location, specs));
+        // ShareGPT's default dataset, so a ShareGPT item without DATASET_PATH is complete.
+        t.write(
+            "3-workloads/sharegpt/ShareGPT_V3_unfiltered_cleaned_split.json",
+            "[]\n",
+        );
         t
     }
 
