@@ -171,10 +171,26 @@ impl Client {
         }
 
         ex.record.sent_s = ex.now();
-        let mut resp = req
-            .send()
-            .await
-            .map_err(|e| req_err(ErrorKind::Connect, error_chain(&e)))?;
+        let retry = req.try_clone();
+        let mut resp = match req.send().await {
+            Ok(r) => r,
+            // A keep-alive connection the server closed just as it was reused (llama.cpp's
+            // HTTP server closes a connection after a fixed number of requests): nothing came
+            // back, so the request is sent once more on a fresh connection. The first attempt's
+            // send time stays, so the cost of the retry is part of the measured latency.
+            Err(e) if is_stale_connection(&e) && retry.is_some() => {
+                tracing::debug!(
+                    "request {}: stale keep-alive connection, resending",
+                    spec.id
+                );
+                retry
+                    .expect("checked")
+                    .send()
+                    .await
+                    .map_err(|e| req_err(ErrorKind::Connect, error_chain(&e)))?
+            }
+            Err(e) => return Err(req_err(ErrorKind::Connect, error_chain(&e))),
+        };
         let status = resp.status();
         ex.record.status = Some(status.as_u16());
         if !status.is_success() {
@@ -225,6 +241,15 @@ impl Client {
         .await;
         Ok(())
     }
+}
+
+/// True for an error where a pooled connection was closed by the server before any part of
+/// the response arrived (hyper: "connection closed before message completed").
+fn is_stale_connection(e: &reqwest::Error) -> bool {
+    !e.is_timeout()
+        && !e.is_connect()
+        && e.status().is_none()
+        && error_chain(e).contains("connection closed before message completed")
 }
 
 /// The request body for `spec`: `model`, the prompt (`prompt` on the completions API,
@@ -1209,5 +1234,72 @@ mod tests {
             assert_eq!(done.text, "ab");
         }
         assert_eq!(st.seen.lock().unwrap().len(), 16);
+    }
+
+    /// A server that answers the first request of a connection with a complete stream, keeps
+    /// the connection open, and closes it without answering when a second request arrives on
+    /// it (as llama.cpp's HTTP server does at its per-connection request limit).
+    async fn closing_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    let mut answered = false;
+                    loop {
+                        // One read holds one small request here (loopback, tiny body).
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        seen.fetch_add(1, Ordering::SeqCst);
+                        if answered {
+                            return; // close without a response
+                        }
+                        answered = true;
+                        let body = format!(
+                            "{}{}data: [DONE]\n\n",
+                            completion_piece("hi"),
+                            usage_piece()
+                        );
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        if sock.write_all(head.as_bytes()).await.is_err()
+                            || sock.write_all(body.as_bytes()).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (format!("http://{addr}"), requests)
+    }
+
+    #[tokio::test]
+    async fn a_reused_connection_closed_by_the_server_is_resent_once() {
+        let (base, requests) = closing_server().await;
+        let client = Client::new(cfg(&base, ApiType::Completions)).unwrap();
+        let s = spec(Prompt::Text("x".into()));
+        let epoch = Instant::now();
+        let cancel = CancellationToken::new();
+        let first = client.send(&s, epoch, &cancel).await;
+        assert!(first.record.ok(), "{:?}", first.record.error);
+        let second = client.send(&s, epoch, &cancel).await;
+        assert!(second.record.ok(), "{:?}", second.record.error);
+        assert_eq!(second.text, "hi");
+        // The second request reached the closing connection, then a fresh one.
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 }
