@@ -1,14 +1,549 @@
-//! StrictSynthetic (under construction).
+//! StrictSynthetic: every user sends every `T` seconds whatever the server does.
+//!
+//! With `N = NUM_CONCURRENT_USERS`, `R = NUM_ROUNDS_PER_USER` and `T` the swept
+//! `TIME_BETWEEN_REQUESTS_PER_USER` (any positive number of seconds; LMBench took integers
+//! only), user `i` (from 1) joins at `(i − 1)·R·T/N` and sends round `k` (from 1) at
+//! `(i − 1)·R·T/N + (k − 1)·T`. A user still sending counts as active; at every join fewer
+//! than `N` are (LMBench's rule), and from the `N`-th join on the offered load is `N/T`
+//! requests/s. The conversation's answers are synthetic, so no request waits for another
+//! (LMBench's "strictness"): a slow server shows as latency, never as a lower offered rate.
+//!
+//! Users `N+1 … 2N` are the recorded ones. Every other request (users `1 … N`, which build the
+//! load up, and users after `2N`, which keep it level) is marked warmup, so the metrics cover
+//! exactly the recorded users. Sending stops with the recorded users' last round; the runner
+//! then waits for the requests in flight. A failed request is a counted failure and never holds
+//! anything up (LMBench waited forever for a recorded user whose request had failed).
+//!
+//! Messages (LMBench's): user `System Prompt: ` + `SHARED_SYSTEM_PROMPT_LEN` tokens (the same
+//! for every user); user `<uid>: ` + `FIRST_PROMPT_LEN` tokens + `, write a very long story
+//! please.`; each later round appends the synthetic answer (assistant `System Answer: ` +
+//! `ANSWER_LEN` tokens) and a follow-up of `FOLLOW_UP_PROMPTS_LEN` tokens in the same form.
+//!
+//! `KV_REUSE_RATIO r < 1` breaks the reuse LMBench's way: a budget of `⌊(1 − r)·L⌋` characters
+//! (`L` the history's total length) is taken from the last message backwards, the tail of each
+//! message it reaches is character-shuffled, and the last message gets `write a very long story
+//! please.` appended. The shuffle draws from a ChaCha8 generator seeded from the run's seed, the
+//! user and the round (LMBench: `random.Random(42)`), so the stream is reproducible.
 
+use super::prompt::{mix_seed, PromptBuilder};
 use super::{RunContext, Workload, WorkloadError};
 use crate::config::model::Strict as Cfg;
 use crate::plan::PlannedRun;
+use crate::record::{Completed, Message, Prompt, RequestSpec};
+use rand::rngs::ChaCha8Rng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::sync::Arc;
+
+/// LMBench's default time between a user's requests, in seconds.
+pub const DEFAULT_TIME_BETWEEN_REQUESTS_S: f64 = 10.0;
+/// What LMBench appends to the last message of a scrambled history.
+const SCRAMBLE_SUFFIX: &str = "write a very long story please.";
+/// Slack when comparing due times computed by different products of the same terms.
+const EPS: f64 = 1e-9;
+
+/// One user that has joined and still has rounds to send.
+struct User {
+    /// Join order, from 1.
+    ordinal: u64,
+    id: u64,
+    history: Vec<Message>,
+    /// Rounds sent so far.
+    sent: u32,
+}
+
+/// The StrictSynthetic workload for one `TIME_BETWEEN_REQUESTS_PER_USER` point.
+pub struct Strict {
+    prompt: Arc<PromptBuilder>,
+    n: u64,
+    rounds: u32,
+    t: f64,
+    gap: f64,
+    /// Due time of the recorded users' last round (capped by `--duration`).
+    end: f64,
+    cap: Option<f64>,
+    system_text: String,
+    first_len: usize,
+    follow_len: usize,
+    answer_len: u32,
+    reuse: f64,
+    seed: u64,
+    base: u64,
+    next_id: u64,
+    /// Ordinal of the next user to join.
+    next_join: u64,
+    active: Vec<User>,
+    /// Most users with rounds left at any join.
+    max_active_at_join: usize,
+    requests: u64,
+    recorded_requests: u64,
+    recorded_failed: u64,
+    other_failed: u64,
+    /// Requests of any user sent inside the recorded window.
+    sent_in_window: u64,
+}
+
+/// The history as sent: LMBench's postfix scramble of `(1 − ratio)` of its characters.
+pub fn scrambled(history: &[Message], ratio: f64, rng: &mut ChaCha8Rng) -> Vec<Message> {
+    if ratio >= 1.0 {
+        return history.to_vec();
+    }
+    let total: usize = history.iter().map(|m| m.content.chars().count()).sum();
+    let mut budget = (total as f64 * (1.0 - ratio)) as usize;
+    let mut out = history.to_vec();
+    let last = history.len().saturating_sub(1);
+    for i in (0..history.len()).rev() {
+        let chars: Vec<char> = history[i].content.chars().collect();
+        let take = budget.min(chars.len());
+        budget -= take;
+        let (keep, tail) = chars.split_at(chars.len() - take);
+        let mut tail = tail.to_vec();
+        tail.shuffle(rng);
+        let mut s: String = keep.iter().chain(tail.iter()).collect();
+        if i == last {
+            s.push_str(SCRAMBLE_SUFFIX);
+        }
+        out[i].content = s;
+        if budget == 0 {
+            break;
+        }
+    }
+    out
+}
+
+impl Strict {
+    /// Build the workload from its config at the run's sweep point.
+    pub fn new(cfg: &Cfg, run: &PlannedRun, ctx: &RunContext) -> Result<Self, WorkloadError> {
+        let get = |v: &Option<serde_saphyr::Spanned<i64>>| v.as_ref().map_or(0, |s| s.value);
+        let t = run
+            .sweep
+            .value
+            .map_or(DEFAULT_TIME_BETWEEN_REQUESTS_S, |v| v.value);
+        if !(t.is_finite() && t > 0.0) {
+            return Err(WorkloadError::Other(format!(
+                "StrictSynthetic: TIME_BETWEEN_REQUESTS_PER_USER must be a positive number of seconds, not {t}"
+            )));
+        }
+        let n = get(&cfg.NUM_CONCURRENT_USERS).max(1) as u64;
+        let rounds = get(&cfg.NUM_ROUNDS_PER_USER).max(1) as u32;
+        let gap = rounds as f64 * t / n as f64;
+        let natural_end = (2 * n - 1) as f64 * gap + (rounds - 1) as f64 * t;
+        let cap = ctx.duration_override_s;
+        let sys_len = get(&cfg.SHARED_SYSTEM_PROMPT_LEN).max(0) as usize;
+        let b = ctx.prompt.clone();
+        let sys_filler = b.filler_seeded(sys_len, mix_seed(&[0x5771C7, sys_len as u64]));
+        Ok(Strict {
+            prompt: b,
+            n,
+            rounds,
+            t,
+            gap,
+            end: cap.map_or(natural_end, |c| natural_end.min(c)),
+            cap,
+            system_text: format!("System Prompt:{sys_filler}"),
+            first_len: get(&cfg.FIRST_PROMPT_LEN).max(0) as usize,
+            follow_len: get(&cfg.FOLLOW_UP_PROMPTS_LEN).max(0) as usize,
+            answer_len: get(&cfg.ANSWER_LEN).max(1) as u32,
+            reuse: cfg.KV_REUSE_RATIO.as_ref().map_or(1.0, |r| r.value.value),
+            seed: ctx.seed,
+            base: ctx.user_id_base,
+            next_id: 0,
+            next_join: 1,
+            active: Vec::new(),
+            max_active_at_join: 0,
+            requests: 0,
+            recorded_requests: 0,
+            recorded_failed: 0,
+            other_failed: 0,
+            sent_in_window: 0,
+        })
+    }
+
+    fn join_time(&self, ordinal: u64) -> f64 {
+        (ordinal - 1) as f64 * self.gap
+    }
+
+    fn due(&self, ordinal: u64, round: u32) -> f64 {
+        self.join_time(ordinal) + (round - 1) as f64 * self.t
+    }
+
+    fn sendable(&self, due: f64) -> bool {
+        due <= self.end + EPS && self.cap.is_none_or(|c| due < c)
+    }
+
+    fn recorded(&self, ordinal: u64) -> bool {
+        ordinal > self.n && ordinal <= 2 * self.n
+    }
+
+    fn user_text(&self, uid: u64, len: usize, round: u32) -> String {
+        let filler = self
+            .prompt
+            .filler_seeded(len, mix_seed(&[self.seed, uid, round as u64]));
+        format!("{uid}:{filler}, write a very long story please.")
+    }
+
+    /// The next round of the user at `idx` in `active`; drops the user after its last round.
+    fn send(&mut self, idx: usize) -> RequestSpec {
+        let mut u = self.active.swap_remove(idx);
+        let round = u.sent + 1;
+        if round == 1 {
+            u.history
+                .push(Message::new("user", self.system_text.clone()));
+            u.history.push(Message::new(
+                "user",
+                self.user_text(u.id, self.first_len, 1),
+            ));
+        } else {
+            let answer = self.prompt.filler_seeded(
+                self.answer_len as usize,
+                mix_seed(&[self.seed, u.id, round as u64, 0xA5]),
+            );
+            u.history
+                .push(Message::new("assistant", format!("System Answer:{answer}")));
+            u.history.push(Message::new(
+                "user",
+                self.user_text(u.id, self.follow_len, round),
+            ));
+        }
+        u.sent = round;
+        let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&[self.seed, u.id, round as u64, 0x5C]));
+        let messages = scrambled(&u.history, self.reuse, &mut rng);
+        let client_prompt_tokens = messages
+            .iter()
+            .map(|m| self.prompt.count(&m.content) as u64)
+            .sum();
+        let due = self.due(u.ordinal, round);
+        let recorded = self.recorded(u.ordinal);
+        let id = self.next_id;
+        self.next_id += 1;
+        self.requests += 1;
+        if recorded {
+            self.recorded_requests += 1;
+        }
+        let spec = RequestSpec {
+            id,
+            user_id: Some(u.id),
+            round,
+            due_s: due,
+            prompt: Prompt::Messages(messages),
+            max_tokens: self.answer_len,
+            client_prompt_tokens,
+            warmup: !recorded,
+            extra: Default::default(),
+        };
+        if round < self.rounds {
+            self.active.push(u);
+        }
+        spec
+    }
+
+    fn window_bounds(&self) -> (f64, f64) {
+        let start = self.join_time(self.n + 1);
+        (start, self.end.max(start))
+    }
+}
+
+impl Workload for Strict {
+    fn next_scheduled(&mut self) -> Option<RequestSpec> {
+        // The earliest next round among active users, ties to the earlier user.
+        let mut best: Option<(f64, u64, usize)> = None;
+        for (i, u) in self.active.iter().enumerate() {
+            let d = self.due(u.ordinal, u.sent + 1);
+            if best.is_none_or(|(bd, bo, _)| d < bd - EPS || (d <= bd + EPS && u.ordinal < bo)) {
+                best = Some((d, u.ordinal, i));
+            }
+        }
+        let join = self.join_time(self.next_join);
+        if best.is_none_or(|(bd, _, _)| join < bd - EPS) && self.sendable(join) {
+            let ordinal = self.next_join;
+            self.next_join += 1;
+            let still_sending = self
+                .active
+                .iter()
+                .filter(|u| self.due(u.ordinal, self.rounds) >= join - EPS)
+                .count();
+            self.max_active_at_join = self.max_active_at_join.max(still_sending);
+            self.active.push(User {
+                ordinal,
+                id: self.base + ordinal,
+                history: Vec::new(),
+                sent: 0,
+            });
+            let idx = self.active.len() - 1;
+            return Some(self.send(idx));
+        }
+        let (d, _, idx) = best?;
+        if !self.sendable(d) {
+            self.active.clear();
+            return None;
+        }
+        Some(self.send(idx))
+    }
+
+    fn on_complete(&mut self, done: &Completed, _now_s: f64) -> Vec<RequestSpec> {
+        let r = &done.record;
+        let (a, b) = self.window_bounds();
+        if r.sent_s >= a - EPS && r.sent_s <= b + EPS {
+            self.sent_in_window += 1;
+        }
+        if !r.ok() {
+            if r.warmup {
+                self.other_failed += 1;
+            } else {
+                self.recorded_failed += 1;
+            }
+        }
+        Vec::new()
+    }
+
+    fn window(&self) -> Option<(f64, f64)> {
+        Some(self.window_bounds())
+    }
+
+    fn stats(&self) -> serde_json::Value {
+        let (a, b) = self.window_bounds();
+        let w = b - a;
+        serde_json::json!({
+            "configured_qps": self.n as f64 / self.t,
+            "time_between_requests_s": self.t,
+            "user_join_gap_s": self.gap,
+            "num_concurrent_users": self.n,
+            "rounds_per_user": self.rounds,
+            "recorded_users": [self.base + self.n + 1, self.base + 2 * self.n],
+            "users_started": self.next_join - 1,
+            "max_users_sending_at_join": self.max_active_at_join,
+            "kv_reuse_ratio": self.reuse,
+            "requests": self.requests,
+            "recorded_requests": self.recorded_requests,
+            "recorded_failed": self.recorded_failed,
+            "load_requests_failed": self.other_failed,
+            "recorded_window_s": [a, b],
+            "requests_sent_in_recorded_window": self.sent_in_window,
+            "measured_total_qps": (w > 0.0).then(|| self.sent_in_window as f64 / w),
+        })
+    }
+}
 
 /// Build the StrictSynthetic workload.
 pub fn build(
-    _cfg: &Cfg,
-    _run: &PlannedRun,
-    _ctx: &RunContext,
+    cfg: &Cfg,
+    run: &PlannedRun,
+    ctx: &RunContext,
 ) -> Result<Box<dyn Workload>, WorkloadError> {
-    Err(WorkloadError::NotImplemented("StrictSynthetic"))
+    Ok(Box::new(Strict::new(cfg, run, ctx)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::agentic::test_support::*;
+    use std::collections::BTreeMap;
+
+    fn cfg(yaml: &str) -> Cfg {
+        serde_saphyr::from_str(yaml).expect("strict config")
+    }
+
+    const BASE: &str = "NUM_CONCURRENT_USERS: 4\nNUM_ROUNDS_PER_USER: 3\nSHARED_SYSTEM_PROMPT_LEN: 100\nFIRST_PROMPT_LEN: 50\nFOLLOW_UP_PROMPTS_LEN: 20\nANSWER_LEN: 10\n";
+
+    fn build_with(yaml: &str, t: f64, c: &RunContext) -> Strict {
+        let run = run("StrictSynthetic", "TIME_BETWEEN_REQUESTS_PER_USER", t, None);
+        Strict::new(&cfg(yaml), &run, c).unwrap()
+    }
+
+    fn build(yaml: &str, t: f64, seed: u64) -> Strict {
+        build_with(yaml, t, &ctx(seed, None))
+    }
+
+    fn messages(s: &RequestSpec) -> &[Message] {
+        match &s.prompt {
+            Prompt::Messages(m) => m,
+            Prompt::Text(_) => panic!("strict sends messages"),
+        }
+    }
+
+    fn by_user(sent: &[Sent]) -> BTreeMap<u64, Vec<&RequestSpec>> {
+        let mut m: BTreeMap<u64, Vec<&RequestSpec>> = BTreeMap::new();
+        for s in sent {
+            m.entry(s.spec.user_id.unwrap()).or_default().push(&s.spec);
+        }
+        m
+    }
+
+    #[test]
+    fn users_send_every_t_and_join_every_rt_over_n() {
+        // N = 4, R = 3, T = 2.5: a user joins every 1.875 s; the recorded users are 5…8.
+        let mut w = build(BASE, 2.5, 1);
+        let sent = drive(&mut w, |_| 0.7, |_| false);
+        let users = by_user(&sent);
+        let base = 5_000_000;
+        let gap = 3.0 * 2.5 / 4.0;
+        let end = 7.0 * gap + 2.0 * 2.5;
+        for (&uid, reqs) in &users {
+            let ordinal = uid - base;
+            let join = (ordinal - 1) as f64 * gap;
+            assert!((reqs[0].due_s - join).abs() < 1e-9, "user {ordinal}");
+            for (k, r) in reqs.iter().enumerate() {
+                assert_eq!(r.round, k as u32 + 1);
+                assert!((r.due_s - (join + k as f64 * 2.5)).abs() < 1e-9);
+                assert!(r.due_s <= end + 1e-9);
+                assert_eq!(r.warmup, !(5..=8).contains(&ordinal), "user {ordinal}");
+            }
+            if (5..=8).contains(&ordinal) {
+                assert_eq!(reqs.len(), 3, "a recorded user sends every round");
+            }
+        }
+        // Users keep joining until the recorded users' last round; none joins later.
+        let last_ordinal = users.keys().max().unwrap() - base;
+        assert_eq!(last_ordinal, (end / gap).floor() as u64 + 1);
+        assert_eq!(sent.iter().filter(|s| !s.spec.warmup).count(), 12);
+        // Sorted by due time, as the runner needs.
+        assert!(sent.windows(2).all(|p| p[0].spec.due_s <= p[1].spec.due_s));
+        let st = w.stats();
+        assert_eq!(st["configured_qps"], 4.0 / 2.5);
+        assert!(st["max_users_sending_at_join"].as_u64().unwrap() < 4);
+        assert_eq!(
+            st["recorded_users"],
+            serde_json::json!([base + 5, base + 8])
+        );
+        let (a, b) = w.window().unwrap();
+        assert!((a - 4.0 * gap).abs() < 1e-9 && (b - end).abs() < 1e-9);
+        // Offered load inside the recorded window: N/T.
+        let in_window = sent
+            .iter()
+            .filter(|s| s.spec.due_s >= a - 1e-9 && s.spec.due_s < b - 1e-9)
+            .count() as f64;
+        assert!((in_window / (b - a) - 1.6).abs() < 0.35, "{in_window}");
+    }
+
+    #[test]
+    fn messages_follow_lmbench_and_full_reuse_keeps_the_history() {
+        let mut w = build(BASE, 1.0, 1);
+        let sent = drive(&mut w, |_| 3.0, |_| false);
+        let b = PromptBuilder::global();
+        for reqs in by_user(&sent).values() {
+            let uid = reqs[0].user_id.unwrap();
+            let first = messages(reqs[0]);
+            assert_eq!(first.len(), 2);
+            assert_eq!(b.count(&first[0].content), b.count("System Prompt:") + 100);
+            let tail = ", write a very long story please.";
+            let prompt = first[1].content.strip_suffix(tail).unwrap();
+            assert_eq!(b.count(prompt), b.count(&format!("{uid}:")) + 50);
+            for k in 1..reqs.len() {
+                let prev = messages(reqs[k - 1]);
+                let ms = messages(reqs[k]);
+                assert_eq!(&ms[..prev.len()], prev, "the history is kept as sent");
+                assert_eq!(ms.len(), prev.len() + 2);
+                assert_eq!(ms[prev.len()].role, "assistant");
+                let ans = ms[prev.len()]
+                    .content
+                    .strip_prefix("System Answer:")
+                    .unwrap();
+                assert_eq!(b.count(ans), 10);
+                let follow = ms[prev.len() + 1].content.strip_suffix(tail).unwrap();
+                assert_eq!(b.count(follow), b.count(&format!("{uid}:")) + 20);
+            }
+        }
+        // Every user shares the system prompt.
+        let sys: std::collections::HashSet<&str> = sent
+            .iter()
+            .map(|s| messages(&s.spec)[0].content.as_str())
+            .collect();
+        assert_eq!(sys.len(), 1);
+    }
+
+    #[test]
+    fn partial_reuse_scrambles_the_tail_of_the_history() {
+        let yaml = format!("{BASE}KV_REUSE_RATIO: 0.5\n");
+        let mut w = build(&yaml, 1.0, 1);
+        let sent = drive(&mut w, |_| 0.3, |_| false);
+        for reqs in by_user(&sent).values() {
+            for k in 1..reqs.len() {
+                let prev = messages(reqs[k - 1]);
+                let ms = messages(reqs[k]);
+                let total: usize = ms.iter().map(|m| m.content.len()).sum();
+                assert_ne!(&ms[..prev.len()], prev, "the tail changed");
+                assert!(ms.last().unwrap().content.ends_with(SCRAMBLE_SUFFIX));
+                // Half the characters are shuffled: what stays equal between two consecutive
+                // requests is about the first half of the earlier one.
+                let flat = |m: &[Message]| m.iter().map(|x| x.content.clone()).collect::<String>();
+                let before = flat(prev).len();
+                let same = flat(ms)
+                    .chars()
+                    .zip(flat(prev).chars())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                assert!(same >= before * 4 / 10, "{same} of {before}");
+                assert!(same < total * 6 / 10, "{same} of {total}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_scramble_is_lmbench_s() {
+        let h = vec![
+            Message::new("user", "abcdefghij"),
+            Message::new("assistant", "klmnopqrst"),
+            Message::new("user", "uvwxyz"),
+        ];
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        assert_eq!(scrambled(&h, 1.0, &mut rng), h);
+        // 26 characters, ratio 0.5: 13 scrambled — all of the last message, 7 of the one before.
+        let s = scrambled(&h, 0.5, &mut rng);
+        assert_eq!(s[0], h[0]);
+        assert_eq!(&s[1].content[..3], "klm");
+        let mut tail: Vec<char> = s[1].content[3..].chars().collect();
+        tail.sort_unstable();
+        assert_eq!(tail.iter().collect::<String>(), "nopqrst");
+        let last = s[2].content.strip_suffix(SCRAMBLE_SUFFIX).unwrap();
+        let mut chars: Vec<char> = last.chars().collect();
+        chars.sort_unstable();
+        assert_eq!(chars.iter().collect::<String>(), "uvwxyz");
+        // A ratio so close to 1 that nothing is scrambled still appends LMBench's suffix.
+        let s = scrambled(&h, 0.99, &mut rng);
+        assert_eq!(s[2].content, format!("uvwxyz{SCRAMBLE_SUFFIX}"));
+        assert_eq!(s[..2], h[..2]);
+    }
+
+    #[test]
+    fn the_same_seed_gives_a_byte_identical_stream() {
+        let yaml = format!("{BASE}KV_REUSE_RATIO: 0.5\n");
+        let one = stream_json(&drive(&mut build(&yaml, 1.5, 9), |_| 0.4, |_| false));
+        let two = stream_json(&drive(
+            &mut build(&yaml, 1.5, 9),
+            |_| 2.0,
+            |s| s.id % 3 == 0,
+        ));
+        assert_eq!(one, two, "answers and failures do not change what is sent");
+        let other = stream_json(&drive(&mut build(&yaml, 1.5, 10), |_| 0.4, |_| false));
+        assert_ne!(one, other);
+    }
+
+    #[test]
+    fn failures_never_hold_the_run_and_are_counted() {
+        let mut w = build(BASE, 1.0, 1);
+        let sent = drive(&mut w, |_| 5.0, |_| true);
+        assert_eq!(sent.iter().filter(|s| !s.spec.warmup).count(), 12);
+        let st = w.stats();
+        assert_eq!(st["recorded_failed"], 12);
+        assert_eq!(
+            st["load_requests_failed"].as_u64().unwrap(),
+            sent.iter().filter(|s| s.spec.warmup).count() as u64
+        );
+    }
+
+    #[test]
+    fn fractional_t_and_the_duration_cap() {
+        let mut c = ctx(1, None);
+        c.duration_override_s = Some(4.0);
+        let mut w = build_with(BASE, 0.5, &c);
+        let sent = drive(&mut w, |_| 0.1, |_| false);
+        assert!(sent.iter().all(|s| s.spec.due_s < 4.0));
+        // Uncapped, T = 0.5 s ends at 7·0.375 + 2·0.5 = 3.625 s, within the cap.
+        assert_eq!(sent.iter().filter(|s| !s.spec.warmup).count(), 12);
+        c.duration_override_s = Some(2.0);
+        let mut w = build_with(BASE, 0.5, &c);
+        let sent = drive(&mut w, |_| 0.1, |_| false);
+        assert!(sent.iter().all(|s| s.spec.due_s < 2.0));
+        assert_eq!(w.window().unwrap(), (1.5, 2.0));
+    }
 }

@@ -4,4 +4,7 @@
 mod config_rules;
 mod e2e;
 mod error_budget;
+mod multiturn;
+mod trace;
+mod vllm;
 mod util;
