@@ -25,6 +25,36 @@ pub enum Command {
     Validate(ConfigArg),
     /// Serve lmbench's simulated OpenAI-compatible engine.
     Sim(SimArgs),
+    /// Regenerate a suite folder's comparison JSON/PNG and write report.html.
+    Report(ReportArgs),
+    /// Upload result files to a dashboard (LMBench's protocol).
+    Upload(UploadArgs),
+}
+
+/// `lmbench report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The suite folder, e.g. 4-latest-results/<Name>.
+    pub suite_dir: PathBuf,
+    /// Only this session's results (default: the newest session in the folder).
+    #[arg(long, conflicts_with = "all")]
+    pub session: Option<String>,
+    /// Every session's results together (LMBench's behaviour).
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `lmbench upload`.
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// A result JSON, or a folder whose result JSONs are all uploaded.
+    pub path: PathBuf,
+    /// The upload endpoint, e.g. http://localhost:3001/upload.
+    #[arg(long)]
+    pub url: String,
+    /// Sent as `Authorization: Bearer …` (never logged).
+    #[arg(long, env = "LMBENCH_UPLOAD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// The configuration file.
@@ -108,6 +138,13 @@ pub struct RunArgs {
     /// Seconds one request may take, streaming included, before it counts as timed out.
     #[arg(long, default_value_t = 600.0, value_name = "SECONDS")]
     pub request_timeout: f64,
+    /// Upload every result file to this endpoint as it is written (LMBench's protocol); a failed
+    /// upload makes the exit code 1.
+    #[arg(long, value_name = "URL")]
+    pub upload_url: Option<String>,
+    /// Bearer token for --upload-url (never logged).
+    #[arg(long, env = "LMBENCH_UPLOAD_TOKEN", hide_env_values = true)]
+    pub upload_token: Option<String>,
 }
 
 /// Simulated engine mode.

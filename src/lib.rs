@@ -9,6 +9,8 @@
 //! - [`client`]: OpenAI-compatible streaming client; one [`record::RequestRecord`] per request.
 //! - [`measure`]: records → summary statistics.
 //! - [`results`]: LMBench-compatible result files.
+//! - [`report`]: comparison JSON/PNG per suite and `report.html`.
+//! - [`upload`]: sending result files to a dashboard.
 //! - [`sim`]: the built-in simulated OpenAI-compatible engine.
 //! - [`orchestrate`]: drives all of the above for `lmbench run`.
 
@@ -20,8 +22,10 @@ pub mod measure;
 pub mod orchestrate;
 pub mod plan;
 pub mod record;
+pub mod report;
 pub mod results;
 pub mod sim;
+pub mod upload;
 pub mod workload;
 
 use cli::{ApiTypeArg, Cli, Command, ConfigArg, SimArgs, SimMode, StartFrom};
@@ -190,6 +194,8 @@ pub async fn run(cli: Cli) -> u8 {
                 },
                 port: r.port,
                 duration_override_s: r.duration,
+                upload_url: r.upload_url,
+                upload_token: r.upload_token,
                 ready_timeout: Duration::from_secs_f64(r.ready_timeout.max(0.1)),
                 request_timeout: Duration::from_secs_f64(r.request_timeout.max(0.1)),
             };
@@ -204,6 +210,25 @@ pub async fn run(cli: Cli) -> u8 {
             code
         }
         Command::Sim(s) => run_sim(s).await,
+        Command::Report(r) => report::run_report(&report::ReportOptions {
+            suite_dir: r.suite_dir,
+            session: r.session,
+            all: r.all,
+        }),
+        Command::Upload(u) => {
+            match upload::upload_path(&u.path, &u.url, u.token.as_deref()).await {
+                Ok(sum) => {
+                    for p in &sum.uploaded {
+                        out(&p.display().to_string());
+                    }
+                    exit::OK
+                }
+                Err(e) => {
+                    eprintln!("error: upload failed: {e:#}");
+                    exit::RUN_FAILED
+                }
+            }
+        }
     }
 }
 

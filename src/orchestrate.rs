@@ -50,6 +50,10 @@ pub struct RunOptions {
     pub ready_timeout: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// Upload each result file here (`--upload-url`).
+    pub upload_url: Option<String>,
+    /// Bearer token for the upload.
+    pub upload_token: Option<String>,
 }
 
 /// How one run ended.
@@ -144,6 +148,37 @@ pub async fn run_plan(
             outcomes.extend(run_baseline(cfg, plan, pb, &runs, opts, cancel).await);
         }
     }
+    // Per suite: comparison JSON/PNG and report.html over this session's results.
+    let mut suite_names: Vec<&str> = plan.runs.iter().map(|r| r.suite.as_str()).collect();
+    suite_names.dedup();
+    let mut report_failed = false;
+    for name in suite_names {
+        let dir = opts.results_dir.join(name);
+        if !dir.is_dir() {
+            continue;
+        }
+        match crate::report::write_suite(&dir, Some(&plan.session_id)) {
+            Ok(files) => {
+                for f in files {
+                    tracing::info!("report: {}", f.display());
+                }
+            }
+            Err(e) => {
+                report_failed = true;
+                tracing::error!("report for suite {name} failed: {e:#}");
+            }
+        }
+    }
+    let mut upload_failed = false;
+    if let Some(url) = &opts.upload_url {
+        for o in &outcomes {
+            let Some(p) = &o.result_file else { continue };
+            if let Err(e) = crate::upload::upload_path(p, url, opts.upload_token.as_deref()).await {
+                upload_failed = true;
+                tracing::error!("upload of {} failed: {e:#}", p.display());
+            }
+        }
+    }
     print_summary(&outcomes);
     for o in &outcomes {
         if let Some(p) = &o.result_file {
@@ -153,7 +188,9 @@ pub async fn run_plan(
     if cancel.is_cancelled() {
         exit::INTERRUPTED
     } else if outcomes.iter().any(|o| !o.ok)
-        || outcomes.len() < plan.runs.len() && opts.start_from != 3
+        || (outcomes.len() < plan.runs.len() && opts.start_from != 3)
+        || upload_failed
+        || report_failed
     {
         exit::RUN_FAILED
     } else {
