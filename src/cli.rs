@@ -138,6 +138,10 @@ pub struct RunArgs {
     /// Seconds one request may take, streaming included, before it counts as timed out.
     #[arg(long, default_value_t = 600.0, value_name = "SECONDS")]
     pub request_timeout: f64,
+    /// Continue an earlier session: runs whose complete results for that session id are in
+    /// the results folder are skipped, the rest run under the same session id.
+    #[arg(long, value_name = "SESSION_ID")]
+    pub resume: Option<String>,
     /// Upload every result file to this endpoint as it is written (LMBench's protocol); a failed
     /// upload makes the exit code 1.
     #[arg(long, value_name = "URL")]

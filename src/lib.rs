@@ -156,7 +156,14 @@ pub async fn run(cli: Cli) -> u8 {
                 Ok(x) => x,
                 Err(code) => return code,
             };
-            let plan = plan::build(&cfg, plan::new_session_id());
+            if let Some(id) = &r.resume {
+                if !plan::is_session_id(id) {
+                    eprintln!("error: --resume expects a session id like lmbench-1752247763-b7e503a8, got `{id}`");
+                    return exit::BAD_INPUT;
+                }
+            }
+            let session = r.resume.clone().unwrap_or_else(plan::new_session_id);
+            let plan = plan::build(&cfg, session);
             for w in &plan.warnings {
                 tracing::warn!("{w}");
             }
@@ -194,6 +201,7 @@ pub async fn run(cli: Cli) -> u8 {
                 },
                 port: r.port,
                 duration_override_s: r.duration,
+                resume: r.resume.is_some(),
                 upload_url: r.upload_url,
                 upload_token: r.upload_token,
                 ready_timeout: Duration::from_secs_f64(r.ready_timeout.max(0.1)),

@@ -12,6 +12,7 @@ use crate::record::ApiType;
 use crate::results::{build_result_json, ResultMeta, ResultWriter};
 use crate::workload::{self, runner, RunContext};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -50,6 +51,8 @@ pub struct RunOptions {
     pub ready_timeout: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// `--resume`: skip runs whose complete results for this session exist.
+    pub resume: bool,
     /// Upload each result file here (`--upload-url`).
     pub upload_url: Option<String>,
     /// Bearer token for the upload.
@@ -132,6 +135,18 @@ pub async fn run_plan(
         eprintln!("error: {e}");
         return exit::BAD_INPUT;
     }
+    let done = if opts.resume {
+        let done = completed_runs(&opts.results_dir, plan);
+        tracing::info!(
+            "resuming session {}: {} of {} run(s) already have results",
+            plan.session_id,
+            done.len(),
+            plan.runs.len()
+        );
+        done
+    } else {
+        HashMap::new()
+    };
     let mut outcomes: Vec<RunOutcome> = Vec::new();
     if opts.start_from == 3 {
         outcomes = run_against_existing(cfg, plan, opts, cancel).await;
@@ -145,7 +160,12 @@ pub async fn run_plan(
                 .iter()
                 .filter(|r| r.suite_idx == pb.suite_idx && r.baseline_idx == pb.baseline_idx)
                 .collect();
-            outcomes.extend(run_baseline(cfg, plan, pb, &runs, opts, cancel).await);
+            if !runs.is_empty() && runs.iter().all(|r| done.contains_key(&r.index)) {
+                tracing::info!("baseline {}: every run already has results", pb.baseline_key);
+                outcomes.extend(runs.iter().map(|r| resumed(r, &done[&r.index])));
+                continue;
+            }
+            outcomes.extend(run_baseline(cfg, plan, pb, &runs, opts, &done, cancel).await);
         }
     }
     // Per suite: comparison JSON/PNG and report.html over this session's results.
@@ -196,6 +216,65 @@ pub async fn run_plan(
     } else {
         exit::OK
     }
+}
+
+fn resumed(run: &PlannedRun, path: &Path) -> RunOutcome {
+    RunOutcome {
+        run: run.clone(),
+        ok: true,
+        result_file: Some(path.to_path_buf()),
+        error: None,
+        figures: "already measured in this session (resumed)".into(),
+    }
+}
+
+/// The runs of `plan` that already have a complete (not partial) result file for its session,
+/// by plan index. A result counts when its session id, run index, baseline key and WORKLOAD all
+/// match the plan, so a changed configuration never matches stale files.
+pub fn completed_runs(results_dir: &Path, plan: &RunPlan) -> HashMap<usize, PathBuf> {
+    let mut out = HashMap::new();
+    let mut suites: Vec<&str> = plan.runs.iter().map(|r| r.suite.as_str()).collect();
+    suites.sort_unstable();
+    suites.dedup();
+    for suite in suites {
+        let Ok(rd) = std::fs::read_dir(results_dir.join(suite)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !name.ends_with(".json") || name.ends_with("_comparison.json") {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&p) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            if v.get("lmbench-session-id").and_then(Value::as_str) != Some(plan.session_id.as_str()) {
+                continue;
+            }
+            let run = &v["lmbench"]["run"];
+            if run.get("partial").and_then(Value::as_bool) != Some(false) {
+                continue;
+            }
+            let Some(idx) = run.get("index").and_then(Value::as_u64) else {
+                continue;
+            };
+            let Some(planned) = plan.runs.get(idx as usize) else {
+                continue;
+            };
+            let workload = v["workload"]["WORKLOAD"].as_str().unwrap_or("");
+            if planned.suite == suite
+                && workload == planned.workload_name
+                && name.starts_with(&format!("{}_{}_", planned.baseline_key, planned.workload_name))
+            {
+                out.insert(planned.index, p);
+            }
+        }
+    }
+    out
 }
 
 fn failed(run: &PlannedRun, error: String) -> RunOutcome {
@@ -258,12 +337,14 @@ fn launch_spec(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_baseline(
     cfg: &LoadedConfig,
     plan: &RunPlan,
     pb: &PlannedBaseline,
     runs: &[&PlannedRun],
     opts: &RunOptions,
+    done: &HashMap<usize, PathBuf>,
     cancel: &CancellationToken,
 ) -> Vec<RunOutcome> {
     let suite = &cfg.suites[pb.suite_idx];
@@ -342,6 +423,10 @@ async fn run_baseline(
                         if cancel.is_cancelled() {
                             break;
                         }
+                        if let Some(path) = done.get(&run.index) {
+                            outcomes.push(resumed(run, path));
+                            continue;
+                        }
                         if let Some(reason) = proc.exit_reason() {
                             let msg = format!("the engine of {} exited: {reason}", pb.baseline_key);
                             tracing::error!("{msg}");
@@ -350,10 +435,18 @@ async fn run_baseline(
                         }
                         let serving =
                             json!({"baseline_type": b.kind.type_name(), "config": b.config_json});
-                        let o = execute_run(
+                        let mut o = execute_run(
                             cfg, plan, suite, run, &client, serving, pos as u64, opts, cancel,
                         )
                         .await;
+                        // An engine that died during the run: its records and result are kept
+                        // (partial), but the run failed.
+                        if let Some(reason) = proc.exit_reason() {
+                            let msg = format!("the engine of {} exited during the run: {reason}", pb.baseline_key);
+                            tracing::error!("{msg}");
+                            o.ok = false;
+                            o.error = Some(msg);
+                        }
                         outcomes.push(o);
                     }
                 }

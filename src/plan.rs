@@ -114,6 +114,17 @@ pub fn new_session_id() -> String {
     format!("lmbench-{}-{:08x}", now.as_secs(), x as u32)
 }
 
+/// True if `s` has the shape of a session id (`lmbench-<digits>-<8 hex>`).
+pub fn is_session_id(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 3
+        && parts[0] == "lmbench"
+        && !parts[1].is_empty()
+        && parts[1].chars().all(|c| c.is_ascii_digit())
+        && parts[2].len() == 8
+        && parts[2].chars().all(|c| c.is_ascii_hexdigit())
+}
+
 /// LMBench's baseline key for a baseline.
 pub fn baseline_key(kind: &BaselineKind, model_url: &str) -> String {
     let strip = |s: &str, ext: &str| s.replace(ext, "");

@@ -400,3 +400,120 @@ fn ctrl_c_writes_a_partial_result_tears_down_and_exits_130() {
     assert!(v["results"]["total_requests"].as_u64().unwrap() > 0);
     assert!(port_free(port), "the engine still holds port {port}");
 }
+
+#[test]
+fn resume_runs_only_what_a_session_is_missing() {
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let run = |extra: &[&str]| {
+        lmbench()
+            .args(["run", "-c"])
+            .arg(repo().join("run-bench.yaml"))
+            .arg("--results-dir")
+            .arg(out.path())
+            .args(["--port", &port.to_string(), "--duration", "1"])
+            .args(extra)
+            .timeout(Duration::from_secs(180))
+            .output()
+            .unwrap()
+    };
+    let first = run(&[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let suite = out.path().join("default-simulated-demo");
+    let files: Vec<PathBuf> = result_files(&suite)
+        .into_iter()
+        .filter(|f| !f.to_string_lossy().ends_with("_comparison.json"))
+        .collect();
+    assert_eq!(files.len(), 6);
+    let session = read_json(&files[0])["lmbench-session-id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Lose three results (say, a disk that was cleaned up), then resume the session.
+    let mut lost: Vec<u64> = Vec::new();
+    for f in files.iter().step_by(2) {
+        lost.push(read_json(f)["lmbench"]["run"]["index"].as_u64().unwrap());
+        std::fs::remove_file(f).unwrap();
+    }
+    let second = run(&["--resume", &session]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("3 of 6 run(s) already have results"),
+        "{stderr}"
+    );
+    assert_eq!(String::from_utf8_lossy(&second.stdout).lines().count(), 6);
+    let now: Vec<PathBuf> = result_files(&suite)
+        .into_iter()
+        .filter(|f| !f.to_string_lossy().ends_with("_comparison.json"))
+        .collect();
+    assert_eq!(now.len(), 6, "{now:?}");
+    let mut redone: Vec<u64> = Vec::new();
+    for f in &now {
+        let v = read_json(f);
+        assert_eq!(v["lmbench-session-id"], session.as_str());
+        if !files.contains(f) || lost.contains(&v["lmbench"]["run"]["index"].as_u64().unwrap()) {
+            redone.push(v["lmbench"]["run"]["index"].as_u64().unwrap());
+        }
+    }
+    redone.sort();
+    lost.sort();
+    assert_eq!(redone, lost);
+    // A malformed id is bad input.
+    let bad = run(&["--resume", "yesterday"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn an_engine_that_dies_mid_run_fails_its_runs_but_not_the_suite() {
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let o = lmbench()
+        .env("DIE_AFTER_S", "2")
+        .args(["run", "-c"])
+        .arg(repo().join("run-bench.yaml"))
+        .arg("--spec")
+        .arg(repo().join("tests/e2e-specs/engine-dies.yaml"))
+        .arg("--results-dir")
+        .arg(out.path())
+        .args(["--port", &port.to_string(), "--request-timeout", "5"])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("exited during the run"), "{stderr}");
+    assert!(stderr.contains("2 failed"), "{stderr}");
+    let suite = out.path().join("e2e-engine-dies");
+    let files = result_files(&suite);
+    // The interrupted run keeps its partial result; the healthy baseline's two runs are there.
+    let dying: Vec<_> = files
+        .iter()
+        .filter(|f| {
+            f.to_string_lossy()
+                .contains("flat_sim_dies_after_random_4_")
+        })
+        .collect();
+    assert_eq!(dying.len(), 1, "{files:?}");
+    let v = read_json(dying[0]);
+    let r = &v["results"];
+    assert!(r["successful_requests"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["failed_requests"].as_u64().unwrap() > 0, "{r}");
+    assert!(
+        r["failures_by_cause"]["connect"].as_u64().unwrap_or(0) > 0,
+        "{r}"
+    );
+    assert_eq!(
+        files
+            .iter()
+            .filter(|f| f.to_string_lossy().contains("sim_healthy_random_"))
+            .count(),
+        2,
+        "{files:?}"
+    );
+    assert!(port_free(port));
+}
