@@ -517,3 +517,64 @@ fn an_engine_that_dies_mid_run_fails_its_runs_but_not_the_suite() {
     );
     assert!(port_free(port));
 }
+
+#[test]
+fn secrets_reach_no_file_and_no_output() {
+    const TOKEN: &str = "hf_TestSecretToken1234567890";
+    const KEY: &str = "sk-TestSecretApiKey0987654321";
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let spec = repo().join("tests/e2e-specs/secrets.yaml");
+    let mut printed = String::new();
+    let results_dir = out.path().to_str().unwrap().to_string();
+    let port_s = port.to_string();
+    for args in [
+        vec!["validate"],
+        vec!["plan"],
+        vec!["plan", "--json"],
+        vec!["run", "--port", &port_s, "--results-dir", &results_dir],
+    ] {
+        let o = lmbench()
+            .env("HF_TOKEN", TOKEN)
+            .env("OPENAI_API_KEY", KEY)
+            .env("LMBENCH_LOG", "debug")
+            .args(&args)
+            .arg("-c")
+            .arg(repo().join("run-bench.yaml"))
+            .arg("--spec")
+            .arg(&spec)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        printed.push_str(&String::from_utf8_lossy(&o.stdout));
+        printed.push_str(&String::from_utf8_lossy(&o.stderr));
+    }
+    assert!(printed.contains("e2e-secrets"), "the suite ran: {printed}");
+    assert!(!printed.contains(TOKEN), "HF token printed");
+    assert!(!printed.contains(KEY), "API key printed");
+    let mut files = 0;
+    let mut stack = vec![out.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            files += 1;
+            let bytes = std::fs::read(&p).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(TOKEN), "HF token in {}", p.display());
+            assert!(!text.contains(KEY), "API key in {}", p.display());
+        }
+    }
+    assert!(
+        files >= 3,
+        "result JSON, its requests and the engine log were written"
+    );
+}
