@@ -578,3 +578,49 @@ fn secrets_reach_no_file_and_no_output() {
         "result JSON, its requests and the engine log were written"
     );
 }
+
+#[test]
+fn server_faults_are_counted_by_cause_and_never_hang() {
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let started = std::time::Instant::now();
+    let o = lmbench()
+        .args(["run", "-c"])
+        .arg(repo().join("run-bench.yaml"))
+        .arg("--spec")
+        .arg(repo().join("tests/e2e-specs/faults.yaml"))
+        .arg("--results-dir")
+        .arg(out.path())
+        .args(["--port", &port.to_string(), "--request-timeout", "2"])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Every request failed, so every run failed: exit 1, and well before any hang.
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(90));
+    let suite = out.path().join("e2e-faults");
+    for (name, cause) in [
+        ("http500", "http_status"),
+        ("malformed", "bad_response"),
+        ("stall", "timeout"),
+        ("reset", "stream_broken"),
+    ] {
+        let f = result_files(&suite)
+            .into_iter()
+            .find(|f| f.to_string_lossy().contains(&format!("sim_{name}_random_")))
+            .unwrap_or_else(|| panic!("no result for {name}: {stderr}"));
+        let r = &read_json(&f)["results"];
+        let total = r["total_requests"].as_u64().unwrap();
+        assert!(total >= 4, "{name}: {r}");
+        assert_eq!(r["failed_requests"].as_u64().unwrap(), total, "{name}: {r}");
+        assert_eq!(
+            r["failures_by_cause"][cause].as_u64().unwrap(),
+            total,
+            "{name}: {r}"
+        );
+        // LMBench's error object takes the place of its metrics when nothing succeeded.
+        assert_eq!(r["error"], "No successful requests completed", "{name}");
+    }
+}
