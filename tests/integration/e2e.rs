@@ -624,3 +624,28 @@ fn server_faults_are_counted_by_cause_and_never_hang() {
         assert_eq!(r["error"], "No successful requests completed", "{name}");
     }
 }
+
+#[test]
+fn an_unwritable_results_folder_is_bad_input_before_any_deployment() {
+    let out = tempfile::tempdir().unwrap();
+    // A regular file where the results folder should be: nothing can be created under it.
+    let blocker = out.path().join("not-a-folder");
+    std::fs::write(&blocker, "x").unwrap();
+    let port = free_port();
+    let o = lmbench()
+        .args(["run", "-c"])
+        .arg(repo().join("run-bench.yaml"))
+        .arg("--results-dir")
+        .arg(blocker.join("results"))
+        .args(["--port", &port.to_string()])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("results folder"), "{stderr}");
+    assert!(
+        !stderr.contains("deploying"),
+        "nothing may be deployed: {stderr}"
+    );
+}
