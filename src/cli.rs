@@ -142,8 +142,8 @@ pub struct RunArgs {
     /// the results folder are skipped, the rest run under the same session id.
     #[arg(long, value_name = "SESSION_ID")]
     pub resume: Option<String>,
-    /// Upload every result file to this endpoint as it is written (LMBench's protocol); a failed
-    /// upload makes the exit code 1.
+    /// After the runs, upload every result file of this session to this endpoint (LMBench's
+    /// protocol; http:// only); a failed upload makes the exit code 1, the files stay on disk.
     #[arg(long, value_name = "URL")]
     pub upload_url: Option<String>,
     /// Bearer token for --upload-url (never logged).

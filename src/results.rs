@@ -116,6 +116,7 @@ pub fn build_result_json(meta: &ResultMeta, summary: &Summary) -> Value {
         "lmbench".into(),
         json!({
             "version": env!("CARGO_PKG_VERSION"),
+            "baseline_key": meta.baseline_key,
             "run": redacted(&meta.run),
             "requests_file": format!("{}{REQUESTS_SUFFIX}", result_base_name(meta)),
         }),

@@ -1,6 +1,31 @@
-//! Reports (under construction): per-suite comparison JSON and PNG, and `report.html`.
+//! Reports over a suite folder: per workload `<WORKLOAD>_comparison.json` (LMBench's shape) and
+//! `<WORKLOAD>_comparison.png`, and one self-contained `report.html`.
+//!
+//! LMBench's visualizer mixes every session ever run under a suite name and parses baseline
+//! keys out of file names by splitting on `_`. Here a report covers one session by default
+//! (`--all` merges them, as LMBench did), and the baseline key comes from the result's own
+//! fields ([`load`]). Result files are only read; the comparison files and `report.html` are
+//! regenerated (written atomically) on every call.
+//!
+//! - [`load`] reads result files, chooses sessions, groups into workloads and series;
+//! - [`compare`] builds the comparison JSON;
+//! - [`plot`] draws the comparison PNG (plotters, embedded DejaVu Sans);
+//! - [`html`] renders `report.html`.
 
+pub mod compare;
+pub mod html;
+pub mod load;
+pub mod plot;
+
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+
+pub use load::{is_result_file, Selection};
+
+use load::{SelectError, WorkloadGroup};
+
+/// Name of the HTML report in a suite folder.
+pub const REPORT_FILE: &str = "report.html";
 
 /// Options of `lmbench report`.
 #[derive(Debug, Clone)]
@@ -13,13 +38,262 @@ pub struct ReportOptions {
     pub all: bool,
 }
 
-/// Write `<WORKLOAD>_comparison.json` and `.png` for one session of a suite folder (the newest
-/// when `session` is None) and `report.html`; returns the files written.
-pub fn write_suite(_suite_dir: &Path, _session: Option<&str>) -> anyhow::Result<Vec<PathBuf>> {
-    Ok(Vec::new())
+/// Why no report could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The suite folder does not exist (or is not a folder).
+    #[error("{} does not exist or is not a folder", .0.display())]
+    NotAFolder(PathBuf),
+    /// The folder holds no readable result file.
+    #[error("no result files in {}", .0.display())]
+    NoResults(PathBuf),
+    /// No result file carries the requested session id.
+    #[error("session {id} not found in {}; sessions there: {known}", dir.display())]
+    UnknownSession {
+        /// The id asked for.
+        id: String,
+        /// The folder.
+        dir: PathBuf,
+        /// The ids found, comma-separated.
+        known: String,
+    },
+    /// The folder could not be listed.
+    #[error("cannot read {}: {source}", dir.display())]
+    Read {
+        /// The folder.
+        dir: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
 }
 
-/// `lmbench report`: returns the exit code.
-pub fn run_report(_opts: &ReportOptions) -> u8 {
-    0
+impl ReportError {
+    /// The exit code of `lmbench report` for this error: 2 for bad input, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ReportError::Read { .. } => crate::orchestrate::exit::RUN_FAILED,
+            _ => crate::orchestrate::exit::BAD_INPUT,
+        }
+    }
 }
+
+/// What [`generate`] did.
+#[derive(Debug, Default)]
+pub struct Generated {
+    /// Files written, in order: per workload the JSON and the PNG, then `report.html`.
+    pub written: Vec<PathBuf>,
+    /// Files that could not be written or drawn (the others were still written).
+    pub errors: Vec<String>,
+    /// The sessions reported, oldest first.
+    pub sessions: Vec<String>,
+}
+
+/// Writes the comparison files of every workload of the selected session(s) and
+/// `report.html` into `suite_dir`.
+pub fn generate(suite_dir: &Path, selection: &Selection) -> Result<Generated, ReportError> {
+    if !suite_dir.is_dir() {
+        return Err(ReportError::NotAFolder(suite_dir.to_path_buf()));
+    }
+    let files = load::read_suite_dir(suite_dir).map_err(|source| ReportError::Read {
+        dir: suite_dir.to_path_buf(),
+        source,
+    })?;
+    for s in &files.skipped {
+        tracing::warn!("skipping {}: {}", s.path.display(), s.reason);
+    }
+    let all_sessions = load::sessions(&files.results);
+    let (chosen, shown) = load::select(&files.results, selection).map_err(|e| match e {
+        SelectError::NoResults => ReportError::NoResults(suite_dir.to_path_buf()),
+        SelectError::UnknownSession(id, known) => ReportError::UnknownSession {
+            id,
+            dir: suite_dir.to_path_buf(),
+            known: known.join(", "),
+        },
+    })?;
+    let groups = load::group(&chosen, &shown);
+    let suite = chosen
+        .iter()
+        .map(|r| r.suite.as_str())
+        .find(|s| !s.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            suite_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+    let all = matches!(selection, Selection::All);
+
+    let mut out = Generated {
+        sessions: shown.clone(),
+        ..Generated::default()
+    };
+    let mut notes: Vec<String> = files
+        .skipped
+        .iter()
+        .map(|s| format!("{} was not read: {}", s.path.display(), s.reason))
+        .collect();
+    let font = plot::ensure_font();
+    let mut pngs: Vec<Option<Vec<u8>>> = Vec::new();
+    for g in &groups {
+        let base = file_part(&g.workload);
+        let json_path = suite_dir.join(format!("{base}_comparison.json"));
+        match crate::results::write_json_atomic(&json_path, &compare::comparison_json(g)) {
+            Ok(()) => out.written.push(json_path),
+            Err(e) => out
+                .errors
+                .push(format!("cannot write {}: {e}", json_path.display())),
+        }
+        let png_path = suite_dir.join(format!("{base}_comparison.png"));
+        let drawn = font
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .and_then(|()| {
+                plot::write_png(
+                    &png_path,
+                    g,
+                    &format!("{suite}: {}", g.workload),
+                    &subtitle(g, &shown, all),
+                    plot::FONT_FAMILY,
+                )
+            });
+        match drawn.and_then(|()| Ok(std::fs::read(&png_path)?)) {
+            Ok(bytes) => {
+                out.written.push(png_path);
+                pngs.push(Some(bytes));
+            }
+            Err(e) => {
+                let msg = format!("cannot draw {}: {e:#}", png_path.display());
+                notes.push(msg.clone());
+                out.errors.push(msg);
+                pngs.push(None);
+            }
+        }
+    }
+
+    let page = html::Page {
+        suite: &suite,
+        shown: &shown,
+        sessions: &all_sessions,
+        all,
+        groups: &groups,
+        pngs: &pngs,
+        notes: &notes,
+        generated_at: chrono::Local::now()
+            .format("%Y-%m-%d %H:%M:%S %:z")
+            .to_string(),
+    };
+    let html_path = suite_dir.join(REPORT_FILE);
+    match write_file_atomic(&html_path, html::render(&page).as_bytes()) {
+        Ok(()) => out.written.push(html_path),
+        Err(e) => out
+            .errors
+            .push(format!("cannot write {}: {e}", html_path.display())),
+    }
+    Ok(out)
+}
+
+fn subtitle(g: &WorkloadGroup, shown: &[String], all: bool) -> String {
+    let runs = g.runs.len();
+    let what = if all {
+        format!("{} sessions merged", shown.len())
+    } else {
+        format!(
+            "session {}",
+            shown.first().map(String::as_str).unwrap_or("")
+        )
+    };
+    format!(
+        "{what}   ·   {runs} result{}   ·   {} baseline{}",
+        if runs == 1 { "" } else { "s" },
+        g.series.len(),
+        if g.series.len() == 1 { "" } else { "s" }
+    )
+}
+
+/// A workload name as a file-name part (no path separators).
+fn file_part(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_whitespace() || c.is_control() {
+                '-'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Write `<WORKLOAD>_comparison.json` and `.png` for one session of a suite folder (the newest
+/// when `session` is None) and `report.html`; returns the files written. A folder with no
+/// result of that session (every run failed before writing one) is not an error: nothing is
+/// written and a warning is logged. Result files are never touched.
+pub fn write_suite(suite_dir: &Path, session: Option<&str>) -> anyhow::Result<Vec<PathBuf>> {
+    let selection = session.map_or(Selection::Newest, |s| Selection::Session(s.to_string()));
+    match generate(suite_dir, &selection) {
+        Ok(g) if g.errors.is_empty() => Ok(g.written),
+        Ok(g) => {
+            for f in &g.written {
+                tracing::info!("report: {}", f.display());
+            }
+            Err(anyhow::anyhow!("{}", g.errors.join("; ")))
+        }
+        Err(e @ (ReportError::NoResults(_) | ReportError::UnknownSession { .. })) => {
+            tracing::warn!("no report: {e}");
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `lmbench report`: returns the exit code (0 written; 2 no such folder, no result files or
+/// an unknown session; 1 a file could not be written).
+pub fn run_report(opts: &ReportOptions) -> u8 {
+    let selection = if opts.all {
+        Selection::All
+    } else if let Some(id) = &opts.session {
+        Selection::Session(id.clone())
+    } else {
+        Selection::Newest
+    };
+    match generate(&opts.suite_dir, &selection) {
+        Ok(g) => {
+            for f in &g.written {
+                crate::out(&f.display().to_string());
+            }
+            for e in &g.errors {
+                eprintln!("error: {e}");
+            }
+            if g.errors.is_empty() {
+                crate::orchestrate::exit::OK
+            } else {
+                crate::orchestrate::exit::RUN_FAILED
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

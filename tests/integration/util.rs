@@ -41,6 +41,7 @@ pub fn result_files(dir: &Path) -> Vec<PathBuf> {
             rd.flatten()
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .filter(|p| lmbench::report::is_result_file(p))
                 .collect()
         })
         .unwrap_or_default();
