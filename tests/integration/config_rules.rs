@@ -838,15 +838,11 @@ fn repo_run_bench_and_template_validate() {
 
 #[test]
 fn template_spec_and_examples_validate_on_local_flat() {
-    // A root whose 0-bench-specs/ and 2-serving-engines/ are the repository's own.
+    // A root whose 0-bench-specs/, 2-serving-engines/ and 3-workloads/ are the repository's own.
     let t = Tree::new();
-    std::os::unix::fs::symlink(repo().join("0-bench-specs"), t.root().join("0-bench-specs"))
-        .expect("symlink");
-    std::os::unix::fs::symlink(
-        repo().join("2-serving-engines"),
-        t.root().join("2-serving-engines"),
-    )
-    .expect("symlink");
+    for dir in ["0-bench-specs", "2-serving-engines", "3-workloads"] {
+        std::os::unix::fs::symlink(repo().join(dir), t.root().join(dir)).expect("symlink");
+    }
     t.write(
         "run-bench.yaml",
         &run_bench("Local-Flat", &["TEMPLATE-spec.yaml", "examples/"]),

