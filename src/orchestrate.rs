@@ -106,7 +106,8 @@ pub fn install_signal_handler(cancel: CancellationToken) {
                 tracing::warn!("interrupted: cancelling in-flight requests and tearing down (press Ctrl-C again to force)");
                 cancel.cancel();
             } else {
-                eprintln!("forced exit");
+                let killed = crate::deploy::local::kill_all_live_groups();
+                eprintln!("forced exit (killed {killed} engine process group(s))");
                 std::process::exit(exit::INTERRUPTED as i32);
             }
         }
@@ -161,7 +162,10 @@ pub async fn run_plan(
                 .filter(|r| r.suite_idx == pb.suite_idx && r.baseline_idx == pb.baseline_idx)
                 .collect();
             if !runs.is_empty() && runs.iter().all(|r| done.contains_key(&r.index)) {
-                tracing::info!("baseline {}: every run already has results", pb.baseline_key);
+                tracing::info!(
+                    "baseline {}: every run already has results",
+                    pb.baseline_key
+                );
                 outcomes.extend(runs.iter().map(|r| resumed(r, &done[&r.index])));
                 continue;
             }
@@ -252,7 +256,8 @@ pub fn completed_runs(results_dir: &Path, plan: &RunPlan) -> HashMap<usize, Path
             let Ok(v) = serde_json::from_str::<Value>(&text) else {
                 continue;
             };
-            if v.get("lmbench-session-id").and_then(Value::as_str) != Some(plan.session_id.as_str()) {
+            if v.get("lmbench-session-id").and_then(Value::as_str) != Some(plan.session_id.as_str())
+            {
                 continue;
             }
             let run = &v["lmbench"]["run"];
@@ -268,7 +273,10 @@ pub fn completed_runs(results_dir: &Path, plan: &RunPlan) -> HashMap<usize, Path
             let workload = v["workload"]["WORKLOAD"].as_str().unwrap_or("");
             if planned.suite == suite
                 && workload == planned.workload_name
-                && name.starts_with(&format!("{}_{}_", planned.baseline_key, planned.workload_name))
+                && name.starts_with(&format!(
+                    "{}_{}_",
+                    planned.baseline_key, planned.workload_name
+                ))
             {
                 out.insert(planned.index, p);
             }
@@ -442,7 +450,10 @@ async fn run_baseline(
                         // An engine that died during the run: its records and result are kept
                         // (partial), but the run failed.
                         if let Some(reason) = proc.exit_reason() {
-                            let msg = format!("the engine of {} exited during the run: {reason}", pb.baseline_key);
+                            let msg = format!(
+                                "the engine of {} exited during the run: {reason}",
+                                pb.baseline_key
+                            );
                             tracing::error!("{msg}");
                             o.ok = false;
                             o.error = Some(msg);

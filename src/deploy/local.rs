@@ -123,6 +123,7 @@ impl LocalProcess {
             log = %spec.log_path.display(),
             "started local engine process group"
         );
+        live_groups().lock().map(|mut g| g.push(pid)).ok();
         Ok(LocalProcess {
             child,
             pid,
@@ -206,6 +207,7 @@ impl LocalProcess {
             "local engine torn down"
         );
         self.report = Some(report.clone());
+        forget_group(self.pid);
         Ok(report)
     }
 
@@ -250,6 +252,7 @@ impl LocalProcess {
 
 impl Drop for LocalProcess {
     fn drop(&mut self) {
+        forget_group(self.pid);
         if self.report.is_some() || self.group_gone() {
             return;
         }
@@ -264,6 +267,28 @@ impl Drop for LocalProcess {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+}
+
+/// Process groups of engines started and not yet torn down, for [`kill_all_live_groups`].
+fn live_groups() -> &'static std::sync::Mutex<Vec<u32>> {
+    static G: std::sync::OnceLock<std::sync::Mutex<Vec<u32>>> = std::sync::OnceLock::new();
+    G.get_or_init(Default::default)
+}
+
+fn forget_group(pid: u32) {
+    if let Ok(mut g) = live_groups().lock() {
+        g.retain(|p| *p != pid);
+    }
+}
+
+/// SIGKILL every engine process group still running. For a forced exit (a second Ctrl-C),
+/// where `std::process::exit` skips destructors and teardown: nothing deployed is left behind.
+pub fn kill_all_live_groups() -> usize {
+    let groups: Vec<u32> = live_groups().lock().map(|g| g.clone()).unwrap_or_default();
+    for pid in &groups {
+        let _ = killpg(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+    }
+    groups.len()
 }
 
 /// Collect exited children of ours that belong to group `pgid` (orphans handed to us as

@@ -660,3 +660,60 @@ fn an_unwritable_results_folder_is_bad_input_before_any_deployment() {
         "nothing may be deployed: {stderr}"
     );
 }
+
+#[test]
+fn a_second_ctrl_c_forces_exit_and_kills_the_engine() {
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bin = assert_cmd::cargo::cargo_bin("lmbench");
+    let mut child = std::process::Command::new(bin)
+        .env_remove("RUST_BACKTRACE")
+        .args(["run", "-c"])
+        .arg(repo().join("run-bench.yaml"))
+        .arg("--spec")
+        .arg(repo().join("tests/e2e-specs/ignores-term.yaml"))
+        .arg("--results-dir")
+        .arg(out.path())
+        .args(["--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while port_free(port) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the engine never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    // Teardown now waits up to 10 s for the launcher, which ignores SIGTERM.
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = std::time::Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        second.elapsed() < Duration::from_secs(3),
+        "the forced exit was not immediate"
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("forced exit (killed 1 engine process group"),
+        "{stderr}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", "sim/ignores-term.sh"])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "the launcher survived: {}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+}
