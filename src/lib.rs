@@ -21,6 +21,7 @@ pub mod deploy;
 pub mod measure;
 pub mod orchestrate;
 pub mod plan;
+pub mod progress;
 pub mod record;
 pub mod report;
 pub mod results;

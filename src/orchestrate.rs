@@ -608,6 +608,21 @@ async fn execute_run(
         }
     };
     tracing::info!("{label}: started");
+    let counters = std::sync::Arc::new(crate::progress::RunProgress::default());
+    let remaining_after_s: f64 = plan.runs[run.index + 1..]
+        .iter()
+        .map(|r| r.estimated_s)
+        .sum();
+    let _display = crate::progress::Display::start(
+        crate::progress::RunLabel {
+            title: label.clone(),
+            target_qps: run.qps.map(|q| q.value),
+            expected_s: Some(opts.duration_override_s.unwrap_or(run.estimated_s)),
+            remaining_after_s,
+        },
+        counters.clone(),
+    );
+    let client = &client.with_progress(counters.clone());
     let (tx, mut rx) = mpsc::unbounded_channel();
     // The collector owns the records: it streams them to disk and keeps only what the summary
     // needs.
@@ -616,6 +631,17 @@ async fn execute_run(
         let mut write_error = None;
         while let Some(rec) = rx.recv().await {
             agg.add(&rec);
+            counters
+                .finished
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if !rec.ok() {
+                counters
+                    .failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            if !rec.warmup {
+                counters.record_lag(rec.sent_s - rec.due_s);
+            }
             if write_error.is_none() {
                 if let Err(e) = writer.write_record(&rec) {
                     write_error = Some(e.to_string());

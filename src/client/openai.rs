@@ -75,6 +75,8 @@ impl fmt::Debug for ClientConfig {
 pub struct Client {
     http: reqwest::Client,
     inner: Arc<Inner>,
+    /// Live counters of the run this handle belongs to, if any.
+    progress: Option<Arc<crate::progress::RunProgress>>,
 }
 
 #[derive(Debug)]
@@ -114,12 +116,21 @@ impl Client {
         Ok(Client {
             http,
             inner: Arc::new(Inner { cfg, url }),
+            progress: None,
         })
     }
 
     /// The configuration the client was built with.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.cfg
+    }
+
+    /// A handle on the same connection pool that counts its requests into `progress`.
+    pub fn with_progress(&self, progress: Arc<crate::progress::RunProgress>) -> Client {
+        Client {
+            progress: Some(progress),
+            ..self.clone()
+        }
     }
 
     /// The endpoint requests are posted to.
@@ -137,6 +148,9 @@ impl Client {
         epoch: Instant,
         cancel: &CancellationToken,
     ) -> Completed {
+        if let Some(p) = &self.progress {
+            p.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut ex = Exchange::new(spec, epoch);
         let timeout = self.inner.cfg.request_timeout;
         let outcome = {
