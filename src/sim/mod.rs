@@ -242,6 +242,12 @@ pub async fn serve(
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, mode = ?shared.cfg.mode, model = %shared.cfg.model, "sim serving");
     let app = http::router(Arc::clone(&shared));
+    // Like real serving engines: without TCP_NODELAY a response's first body write can wait for
+    // the client's delayed ACK (~40 ms), which would show up as TTFT that no engine has.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
