@@ -15,7 +15,15 @@
 //! The simulated engine (`lmbench::sim::serve`, fixed mode) runs by default in a child process:
 //! this same executable re-run as `loadgen sim-child`, so the engine and the load generator
 //! share neither a runtime nor an address space (CPU and peak memory are reported for each).
-//! `--sim thread` runs it in-process on a runtime of its own instead.
+//! `--sim thread` runs it in-process on a runtime of its own instead. The engine gets a
+//! one-worker runtime (`--sim-threads`) and a listening socket with TCP_NODELAY, which its
+//! connections inherit (`--engine-nagle` leaves Nagle's algorithm on, as `lmbench sim` has it:
+//! then a response's first body write waits for the client's delayed ACK, ~40 ms).
+//!
+//! The load generator runs as `lmbench run` runs it: a multi-thread runtime with one worker per
+//! CPU (`--threads`), the runner driven from `block_on`. 1,000 streams need about 1,100 open
+//! files (2,100 with `--sim thread`); the example warns when the soft limit is lower
+//! (`ulimit -n 65536`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -80,6 +88,14 @@ enum SimPlace {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RunnerOn {
+    /// The thread that calls `block_on`, as `lmbench run` does.
+    Main,
+    /// A task on the runtime's worker threads.
+    Worker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Api {
     Completions,
     Chat,
@@ -90,9 +106,11 @@ struct Common {
     /// Where the simulated engine runs.
     #[arg(long, value_enum, default_value = "process")]
     sim: SimPlace,
-    /// Worker threads of the engine's runtime (default: one per CPU).
-    #[arg(long)]
-    sim_threads: Option<usize>,
+    /// Worker threads of the engine's runtime. One leaves more of a small machine to the load
+    /// generator, which is what is measured (and needs less CPU than two: fewer cross-thread
+    /// wake-ups); 0 means one per CPU.
+    #[arg(long, default_value_t = 1)]
+    sim_threads: usize,
     /// Leave Nagle's algorithm on for the engine's connections, as `lmbench sim` does today
     /// (by default the engine's sockets get TCP_NODELAY, as uvicorn/vLLM's do; without it a
     /// response's first body write waits for the client's delayed ACK, about 40 ms).
@@ -110,6 +128,10 @@ struct Common {
     /// Which OpenAI endpoint to call.
     #[arg(long, value_enum, default_value = "completions")]
     api: Api,
+    /// Where the runner's scheduling loop runs: `main`, the thread of `block_on` (as in
+    /// `lmbench run`), or `worker`, a task on the runtime's worker threads.
+    #[arg(long, value_enum, default_value = "main")]
+    runner_on: RunnerOn,
     /// Keep the per-request records in this directory instead of a temporary one.
     #[arg(long)]
     keep_records: Option<std::path::PathBuf>,
@@ -159,6 +181,10 @@ struct MaxRateArgs {
     /// Pass criterion: send lag p99 at most this (ms).
     #[arg(long, default_value_t = 1.0)]
     max_lag_p99_ms: f64,
+    /// Measure every rate, even after two in a row have failed (by default the sweep stops
+    /// there: an overloaded run leaves thousands of sockets in TIME_WAIT behind it).
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -277,7 +303,7 @@ enum Place {
 impl Sim {
     fn start(c: &Common, cfg: &SimConfig) -> anyhow::Result<Sim> {
         cfg.validate()?;
-        let threads = c.sim_threads;
+        let threads = (c.sim_threads > 0).then_some(c.sim_threads);
         match c.sim {
             SimPlace::Process => {
                 let exe = std::env::current_exe().context("locating this executable")?;
@@ -406,6 +432,65 @@ fn proc_cpu_s(pid: &str) -> Option<f64> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
     Some(ticks as f64 / 100.0)
+}
+
+/// CPU seconds the whole machine spent not idle (user, nice, system, irq, softirq and steal
+/// from the first line of /proc/stat; USER_HZ ticks).
+fn machine_busy_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let ticks: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|i| f.get(*i)).sum();
+    Some(ticks as f64 / 100.0)
+}
+
+/// CPU seconds so far: this process, the engine's process (when it has one), the machine.
+#[derive(Clone, Copy)]
+struct CpuSnap {
+    lg: Option<f64>,
+    sim: Option<f64>,
+    machine: Option<f64>,
+}
+
+impl CpuSnap {
+    fn take(sim: &Sim) -> Self {
+        CpuSnap {
+            lg: proc_cpu_s("self"),
+            sim: sim.cpu_s(),
+            machine: machine_busy_s(),
+        }
+    }
+}
+
+/// Average cores used between two snapshots: by the load generator, by the engine, and by
+/// everything else on the machine (other processes and the hypervisor's steal time).
+#[derive(Clone, Copy)]
+struct CpuUse {
+    lg: Option<f64>,
+    sim: Option<f64>,
+    other: Option<f64>,
+}
+
+impl CpuUse {
+    fn between(a: CpuSnap, b: CpuSnap, wall_s: f64) -> Self {
+        let d = |x: Option<f64>, y: Option<f64>| {
+            x.zip(y)
+                .map(|(x, y)| (y - x) / wall_s)
+                .filter(|v| *v >= 0.0)
+        };
+        let lg = d(a.lg, b.lg);
+        let sim = d(a.sim, b.sim);
+        let machine = d(a.machine, b.machine);
+        let other = machine
+            .zip(lg)
+            .map(|(m, l)| (m - l - sim.unwrap_or(0.0)).max(0.0));
+        CpuUse { lg, sim, other }
+    }
 }
 
 /// A `kB` line of /proc/PID/status (`VmHWM`, `VmRSS`), in KiB.
@@ -608,8 +693,7 @@ struct Outcome {
     records_bytes: u64,
     write_error: Option<String>,
     wall_s: f64,
-    lg_cpu_s: f64,
-    sim_cpu_s: Option<f64>,
+    cpu: CpuUse,
 }
 
 fn client_for(sim: &Sim, c: &Common) -> anyhow::Result<Client> {
@@ -627,18 +711,19 @@ fn client_for(sim: &Sim, c: &Common) -> anyhow::Result<Client> {
 }
 
 /// Runs `wl` through lmbench's runner and collector on `rt`, recording into `dir`.
+#[allow(clippy::too_many_arguments)]
 fn drive(
     rt: &tokio::runtime::Runtime,
     sim: &Sim,
     client: &Client,
-    wl: &mut Load,
+    wl: Load,
     dir: &Path,
     target_qps: Option<f64>,
     errors: Option<Errors>,
+    runner_on_worker: bool,
 ) -> anyhow::Result<Outcome> {
     let mut writer = ResultWriter::create_with_base(dir, "loadgen")?;
-    let lg_cpu0 = proc_cpu_s("self").unwrap_or(0.0);
-    let sim_cpu0 = sim.cpu_s();
+    let cpu0 = CpuSnap::take(sim);
     let started = std::time::Instant::now();
     let (summary, stats, errors, writer, write_error) = rt.block_on(async {
         let (tx, mut rx) = mpsc::unbounded_channel::<RequestRecord>();
@@ -661,9 +746,21 @@ fn drive(
             }
             (agg, errors, writer, write_error)
         });
-        let cancel = CancellationToken::new();
-        let epoch = tokio::time::Instant::now();
-        let stats = runner::run(wl, client, epoch, &cancel, tx).await;
+        let client = client.clone();
+        let run = async move {
+            let mut wl = wl;
+            let cancel = CancellationToken::new();
+            let epoch = tokio::time::Instant::now();
+            let stats = runner::run(&mut wl, &client, epoch, &cancel, tx).await;
+            (stats, wl)
+        };
+        // `lmbench run` drives the runner from `block_on` (the main thread); a worker thread
+        // is the alternative measured with --runner-on worker.
+        let (stats, wl) = if runner_on_worker {
+            tokio::spawn(run).await?
+        } else {
+            run.await
+        };
         let (agg, errors, writer, write_error) = collector.await?;
         let window = wl.window();
         let summary = agg.finish(&SummaryContext {
@@ -673,8 +770,7 @@ fn drive(
         anyhow::Ok((summary, stats, errors, writer, write_error))
     })?;
     let wall_s = started.elapsed().as_secs_f64();
-    let lg_cpu_s = proc_cpu_s("self").unwrap_or(0.0) - lg_cpu0;
-    let sim_cpu_s = sim.cpu_s().zip(sim_cpu0).map(|(b, a)| b - a);
+    let cpu = CpuUse::between(cpu0, CpuSnap::take(sim), wall_s);
     let records_written = writer.records_written();
     let json = writer.finish(&serde_json::json!({
         "name": "loadgen",
@@ -697,8 +793,7 @@ fn drive(
         records_bytes,
         write_error,
         wall_s,
-        lg_cpu_s,
-        sim_cpu_s,
+        cpu,
     })
 }
 
@@ -767,13 +862,13 @@ fn error_budget(a: &ErrorBudgetArgs) -> anyhow::Result<()> {
     println!("machine: {}", machine());
     println!(
         "engine: lmbench sim, fixed mode, ttftMs {} itlMs {}, {} output tokens, prompt {} tokens, \
-         {} API, engine in {}",
+         {} API, {}",
         a.ttft_ms,
         a.itl_ms,
         c.max_tokens,
         c.prompt_tokens,
         api_name(c.api),
-        place_name(c.sim)
+        engine_desc(c)
     );
     println!(
         "load: N streams kept in flight (closed loop; stream i starts at i/N of one request's \
@@ -785,9 +880,9 @@ fn error_budget(a: &ErrorBudgetArgs) -> anyhow::Result<()> {
          consecutive content chunks − itlMs; ms"
     );
     println!();
-    let header = "| streams | requests | TTFT err p50 | TTFT err p99 | TTFT err min | ITL err p50 | ITL err p99 | ITL err min | gaps < ITL/2 | send lag p99 | failed | loadgen CPU | engine CPU |";
+    let header = "| streams | requests | TTFT err p50 | TTFT err p99 | TTFT err min | ITL err p50 | ITL err p99 | ITL err min | gaps < ITL/2 | send lag p99 | failed | loadgen CPU | engine CPU | other CPU |";
     println!("{header}");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let (temp, dir) = records_dir(c)?;
     let rt = runtime(c.threads)?;
     let request_s = (a.ttft_ms + a.itl_ms * f64::from(c.max_tokens.saturating_sub(1))) / 1e3;
@@ -795,7 +890,7 @@ fn error_budget(a: &ErrorBudgetArgs) -> anyhow::Result<()> {
     for &n in &a.streams {
         let sim = Sim::start(c, &fixed_engine(a.ttft_ms, a.itl_ms))?;
         let client = client_for(&sim, c)?;
-        let mut wl = Load::new(
+        let wl = Load::new(
             Schedule::Closed {
                 streams: n,
                 stagger_s: request_s / n as f64,
@@ -810,7 +905,16 @@ fn error_budget(a: &ErrorBudgetArgs) -> anyhow::Result<()> {
             itl_ms: a.itl_ms,
             ..Default::default()
         };
-        let out = drive(&rt, &sim, &client, &mut wl, &dir, None, Some(errors))?;
+        let out = drive(
+            &rt,
+            &sim,
+            &client,
+            wl,
+            &dir,
+            None,
+            Some(errors),
+            c.runner_on == RunnerOn::Worker,
+        )?;
         sim.stop()?;
         let mut e = out.errors.unwrap_or_default();
         e.ttft.sort_unstable_by(f64::total_cmp);
@@ -818,7 +922,7 @@ fn error_budget(a: &ErrorBudgetArgs) -> anyhow::Result<()> {
         let coalesced = e.itl.iter().filter(|x| **x < -a.itl_ms / 2.0).count();
         let s = &out.summary;
         println!(
-            "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.total_requests,
             opt(p(&e.ttft, 0.5), 2),
             opt(p(&e.ttft, 0.99), 2),
@@ -832,8 +936,9 @@ fn error_budget(a: &ErrorBudgetArgs) -> anyhow::Result<()> {
             ),
             opt(s.send_lag_ms.p99, 2),
             failures(s),
-            format_args!("{:.2}", out.lg_cpu_s / out.wall_s),
-            opt(out.sim_cpu_s.map(|x| x / out.wall_s), 2),
+            opt(out.cpu.lg, 2),
+            opt(out.cpu.sim, 2),
+            opt(out.cpu.other, 2),
         );
         // The summary lmbench writes must say the same (its ITL percentiles come from an HDR
         // histogram with 3 significant digits).
@@ -856,8 +961,9 @@ fn error_budget(a: &ErrorBudgetArgs) -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "CPU columns: cores used on average (user+system time ÷ wall time). The error includes \
-         the engine's own scheduling on the same machine."
+        "CPU columns: cores used on average (user+system time ÷ wall time); other = the rest of \
+         the machine (other processes, hypervisor steal). The error includes the engine's own \
+         scheduling on the same machine."
     );
     for line in checks {
         println!("{line}");
@@ -872,11 +978,30 @@ fn api_name(a: Api) -> &'static str {
     }
 }
 
-fn place_name(p: SimPlace) -> &'static str {
-    match p {
-        SimPlace::Process => "a child process",
-        SimPlace::Thread => "this process (own runtime)",
-    }
+fn engine_desc(c: &Common) -> String {
+    let place = match c.sim {
+        SimPlace::Process => "engine in a child process",
+        SimPlace::Thread => "engine in this process (own runtime)",
+    };
+    let threads = match c.sim_threads {
+        0 => "one worker per CPU".to_string(),
+        1 => "1 worker thread".to_string(),
+        n => format!("{n} worker threads"),
+    };
+    let nagle = if c.engine_nagle {
+        "Nagle on"
+    } else {
+        "TCP_NODELAY"
+    };
+    let lg = match c.threads {
+        Some(n) => format!("{n} worker threads"),
+        None => "one worker per CPU".to_string(),
+    };
+    let runner = match c.runner_on {
+        RunnerOn::Main => "runner on block_on's thread",
+        RunnerOn::Worker => "runner on a worker",
+    };
+    format!("{place}, {threads}, {nagle}; load generator: {lg}, {runner}")
 }
 
 // ---- max-rate -----------------------------------------------------------------------------
@@ -893,8 +1018,8 @@ fn max_rate(a: &MaxRateArgs) -> anyhow::Result<()> {
     println!("# lmbench load generator: highest sustained rate");
     println!("machine: {}", machine());
     println!(
-        "engine: lmbench sim, fixed mode, ttftMs 0 itlMs 0 (zero latency), loopback, engine in {}",
-        place_name(c.sim)
+        "engine: lmbench sim, fixed mode, ttftMs 0 itlMs 0 (zero latency), loopback, {}",
+        engine_desc(c)
     );
     println!(
         "load: open loop, evenly spaced, {} output tokens, prompt {} tokens, {} API; {} s warmup \
@@ -910,17 +1035,22 @@ fn max_rate(a: &MaxRateArgs) -> anyhow::Result<()> {
         a.min_ratio, a.max_lag_p99_ms
     );
     println!();
-    println!("| target req/s | achieved req/s | achieved/target | send lag p50 ms | p99 ms | max ms | max in flight | failed | loadgen CPU | engine CPU | pass |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|");
+    println!("| target req/s | achieved req/s | achieved/target | send lag p50 ms | p99 ms | max ms | max in flight | failed | loadgen CPU | engine CPU | other CPU | pass |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|");
     let (temp, dir) = records_dir(c)?;
     let rt = runtime(c.threads)?;
     let sim = Sim::start(c, &fixed_engine(0.0, 0.0))?;
     let mut best: Option<f64> = None;
+    let mut failed_in_a_row = 0;
     for &rate in &a.rates {
+        if failed_in_a_row >= 2 && !a.all {
+            println!("| {rate} | not measured: the two rates before failed (--all measures it) ||||||||||| |");
+            continue;
+        }
         let client = client_for(&sim, c)?;
         let warmup = (a.warmup * rate).round() as u64;
         let count = warmup + (a.duration * rate).round().max(2.0) as u64;
-        let mut wl = Load::new(
+        let wl = Load::new(
             Schedule::Paced {
                 rate,
                 count,
@@ -929,7 +1059,16 @@ fn max_rate(a: &MaxRateArgs) -> anyhow::Result<()> {
             c,
         );
         clear_dir(&temp);
-        let out = drive(&rt, &sim, &client, &mut wl, &dir, Some(rate), None)?;
+        let out = drive(
+            &rt,
+            &sim,
+            &client,
+            wl,
+            &dir,
+            Some(rate),
+            None,
+            c.runner_on == RunnerOn::Worker,
+        )?;
         let s = &out.summary;
         let ratio = s.achieved_qps.map(|q| q / rate);
         let lag = &s.send_lag_ms;
@@ -939,9 +1078,12 @@ fn max_rate(a: &MaxRateArgs) -> anyhow::Result<()> {
             && out.write_error.is_none();
         if pass {
             best = Some(best.map_or(rate, |b: f64| b.max(rate)));
+            failed_in_a_row = 0;
+        } else {
+            failed_in_a_row += 1;
         }
         println!(
-            "| {rate} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} |",
+            "| {rate} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             opt(s.achieved_qps, 1),
             opt(ratio, 4),
             opt(lag.median, 3),
@@ -949,8 +1091,9 @@ fn max_rate(a: &MaxRateArgs) -> anyhow::Result<()> {
             opt(lag.max, 2),
             out.stats.max_in_flight,
             failures(s),
-            out.lg_cpu_s / out.wall_s,
-            opt(out.sim_cpu_s.map(|x| x / out.wall_s), 2),
+            opt(out.cpu.lg, 2),
+            opt(out.cpu.sim, 2),
+            opt(out.cpu.other, 2),
             if pass { "yes" } else { "no" },
         );
         drop(client);
@@ -961,7 +1104,7 @@ fn max_rate(a: &MaxRateArgs) -> anyhow::Result<()> {
     println!();
     println!(
         "CPU columns: cores used on average (user+system time ÷ wall time, warmup and drain \
-         included)."
+         included); other = the rest of the machine (other processes, hypervisor steal)."
     );
     match best {
         Some(b) => println!("highest passing rate: {b} requests/s"),
@@ -982,19 +1125,19 @@ fn memory(a: &MemoryArgs) -> anyhow::Result<()> {
     println!("machine: {}", machine());
     println!(
         "load: {} requests at {} req/s, open loop, {} output tokens, prompt {} tokens, against \
-         the zero-latency engine in {}; every record streamed to disk, the summary kept in memory",
+         the zero-latency engine ({}); every record streamed to disk, the summary kept in memory",
         a.requests,
         a.rate,
         c.max_tokens,
         c.prompt_tokens,
-        place_name(c.sim)
+        engine_desc(c)
     );
     let (_temp, dir) = records_dir(c)?;
     let rt = runtime(c.threads)?;
     let sim = Sim::start(c, &fixed_engine(0.0, 0.0))?;
     let client = client_for(&sim, c)?;
     let rss_before = proc_status_kib("self", "VmRSS").unwrap_or(0);
-    let mut wl = Load::new(
+    let wl = Load::new(
         Schedule::Paced {
             rate: a.rate,
             count: a.requests,
@@ -1002,7 +1145,16 @@ fn memory(a: &MemoryArgs) -> anyhow::Result<()> {
         },
         c,
     );
-    let out = drive(&rt, &sim, &client, &mut wl, &dir, Some(a.rate), None)?;
+    let out = drive(
+        &rt,
+        &sim,
+        &client,
+        wl,
+        &dir,
+        Some(a.rate),
+        None,
+        c.runner_on == RunnerOn::Worker,
+    )?;
     let peak = proc_status_kib("self", "VmHWM").unwrap_or(0);
     let rss_after = proc_status_kib("self", "VmRSS").unwrap_or(0);
     let sim_peak = sim.peak_rss_kib();
@@ -1048,9 +1200,10 @@ fn memory(a: &MemoryArgs) -> anyhow::Result<()> {
         sim_peak.map_or("-".into(), |k| format!("{:.1} MiB", mib(k)))
     );
     println!(
-        "| loadgen / engine CPU | {:.2} / {} cores |",
-        out.lg_cpu_s / out.wall_s,
-        opt(out.sim_cpu_s.map(|x| x / out.wall_s), 2)
+        "| CPU: load generator / engine / other | {} / {} / {} cores |",
+        opt(out.cpu.lg, 2),
+        opt(out.cpu.sim, 2),
+        opt(out.cpu.other, 2)
     );
     if let Some(w) = &out.write_error {
         return Err(anyhow!("writing records failed: {w}"));

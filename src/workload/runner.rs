@@ -3,11 +3,20 @@
 //! collector (for results).
 //!
 //! One scheduler task owns the workload and a min-heap of pending requests. It sleeps until the
-//! earliest absolute due time (`sleep_until`, so lateness never accumulates), then spawns one
-//! task per due request. The request task stamps its own send time, so the recorded send lag
-//! (send − due) includes everything between the due time and the request leaving: timer
-//! wake-up, scheduling and body serialisation. Finished requests come back over a channel;
-//! records go on to the collector over another, so writing results never blocks sending.
+//! earliest absolute due time (so lateness never accumulates), then spawns one task per due
+//! request. The request task stamps its own send time, so the recorded send lag (send − due)
+//! includes everything between the due time and the request leaving: timer wake-up, scheduling
+//! and body serialisation. Finished requests come back over a channel; records go on to the
+//! collector over another, so writing results never blocks sending.
+//!
+//! Waiting: tokio's timer rounds every deadline up to its 1 ms tick and fires it from a worker
+//! thread, which alone put 1–2 ms of send lag on every request. When the scheduler runs on a
+//! thread of its own — `block_on` of a multi-thread runtime, as in `lmbench run` — it sleeps
+//! the last [`PRECISE_WINDOW`] before a due time on that thread (`std::thread::sleep`,
+//! microsecond precision), in slices of at most [`PRECISE_SLICE`] so that finished requests
+//! are still taken in promptly. Anywhere else (inside a task, or on a current-thread runtime,
+//! where blocking would stall other tasks) it waits on tokio's timer. A request that is already
+//! due is sent at once, without a timer.
 
 use super::Workload;
 use crate::client::Client;
@@ -15,6 +24,7 @@ use crate::record::{Completed, RequestRecord, RequestSpec};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -62,6 +72,128 @@ impl Ord for Pending {
 /// How often the runner logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
+/// How long before a due time the scheduler stops waiting on tokio's timer (1 ms ticks, rounded
+/// up) and sleeps on its own thread instead, when it has one.
+const PRECISE_WINDOW: Duration = Duration::from_millis(2);
+
+/// Longest single sleep on the scheduler's thread: finished requests wait at most this long to
+/// be taken in (their times are stamped by the request tasks, not here).
+const PRECISE_SLICE: Duration = Duration::from_micros(250);
+
+/// Finished requests taken in before the scheduler looks at the clock again.
+const COMPLETIONS_PER_PASS: usize = 64;
+
+/// True when the caller is `block_on` of a multi-thread runtime: a thread that runs nothing but
+/// this future, so sleeping on it for a fraction of a millisecond stalls no other task.
+fn own_thread() -> bool {
+    tokio::runtime::Handle::try_current().is_ok_and(|h| {
+        h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+            && tokio::task::try_id().is_none()
+    })
+}
+
+/// The scheduler's state for one run.
+struct Scheduler<'a> {
+    workload: &'a mut dyn Workload,
+    client: &'a Client,
+    epoch: Instant,
+    cancel: &'a CancellationToken,
+    records: mpsc::UnboundedSender<RequestRecord>,
+    done_tx: mpsc::UnboundedSender<Completed>,
+    heap: BinaryHeap<Pending>,
+    lookahead: Option<RequestSpec>,
+    in_flight: usize,
+    failed: u64,
+    stats: RunStats,
+}
+
+impl Scheduler<'_> {
+    /// The earliest due time (seconds since the epoch) of anything waiting to be sent.
+    fn next_due(&self) -> Option<f64> {
+        match (&self.lookahead, self.heap.peek()) {
+            (Some(a), Some(b)) => Some(a.due_s.min(b.0.due_s)),
+            (Some(a), None) => Some(a.due_s),
+            (None, Some(b)) => Some(b.0.due_s),
+            (None, None) => None,
+        }
+    }
+
+    /// Below the workload's in-flight cap, if it has one.
+    fn can_send(&self) -> bool {
+        self.workload
+            .max_in_flight()
+            .is_none_or(|cap| self.in_flight < cap)
+    }
+
+    fn stop_on_cancel(&mut self) {
+        self.stats.cancelled = true;
+        self.stats.not_sent += self.heap.len() as u64 + u64::from(self.lookahead.is_some());
+        self.heap.clear();
+        self.lookahead = None;
+    }
+
+    /// Spawns every request due by `now_s`, earliest first, until the in-flight cap.
+    fn send_due(&mut self, now_s: f64) {
+        loop {
+            let take_lookahead = match (&self.lookahead, self.heap.peek()) {
+                (Some(a), Some(b)) => a.due_s <= b.0.due_s,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let due = if take_lookahead {
+                self.lookahead.as_ref().map(|s| s.due_s)
+            } else {
+                self.heap.peek().map(|p| p.0.due_s)
+            };
+            if due.is_some_and(|d| d > now_s) {
+                break;
+            }
+            if !self.can_send() {
+                break;
+            }
+            let spec = if take_lookahead {
+                let s = self.lookahead.take();
+                self.lookahead = self.workload.next_scheduled();
+                s
+            } else {
+                self.heap.pop().map(|p| p.0)
+            };
+            let Some(spec) = spec else { break };
+            let client = self.client.clone();
+            let tx = self.done_tx.clone();
+            let cancel = self.cancel.clone();
+            let epoch = self.epoch;
+            tokio::spawn(async move {
+                let done = client.send(&spec, epoch, &cancel).await;
+                let _ = tx.send(done);
+            });
+            self.in_flight += 1;
+            self.stats.sent += 1;
+            self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight);
+        }
+    }
+
+    /// A request came back: hand it to the workload (follow-up turns) and to the collector.
+    fn complete(&mut self, done: Completed) {
+        self.in_flight -= 1;
+        self.stats.finished += 1;
+        if !done.record.ok() {
+            self.failed += 1;
+        }
+        if !self.stats.cancelled {
+            let now_s = self.epoch.elapsed().as_secs_f64();
+            for s in self.workload.on_complete(&done, now_s) {
+                self.heap.push(Pending(s));
+            }
+            if self.lookahead.is_none() {
+                self.lookahead = self.workload.next_scheduled();
+            }
+        }
+        let _ = self.records.send(done.record);
+    }
+}
+
 /// Run a workload to completion (or cancellation). Every finished request's record is sent on
 /// `records`; the returned stats summarise the schedule. `epoch` is the run's time zero.
 pub async fn run(
@@ -72,91 +204,30 @@ pub async fn run(
     records: mpsc::UnboundedSender<RequestRecord>,
 ) -> RunStats {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completed>();
-    let mut heap: BinaryHeap<Pending> = BinaryHeap::new();
-    let mut lookahead: Option<RequestSpec> = workload.next_scheduled();
-    let mut in_flight = 0usize;
-    let mut stats = RunStats::default();
+    let lookahead = workload.next_scheduled();
+    let mut s = Scheduler {
+        workload,
+        client,
+        epoch,
+        cancel,
+        records,
+        done_tx,
+        heap: BinaryHeap::new(),
+        lookahead,
+        in_flight: 0,
+        failed: 0,
+        stats: RunStats::default(),
+    };
+    let precise = own_thread();
     let mut next_progress = Instant::now() + PROGRESS_EVERY;
-    let mut failed = 0u64;
     loop {
-        let next_due = match (&lookahead, heap.peek()) {
-            (Some(a), Some(b)) => Some(a.due_s.min(b.0.due_s)),
-            (Some(a), None) => Some(a.due_s),
-            (None, Some(b)) => Some(b.0.due_s),
-            (None, None) => None,
-        };
-        if next_due.is_none() && in_flight == 0 {
-            break;
+        if cancel.is_cancelled() && !s.stats.cancelled {
+            s.stop_on_cancel();
         }
-        // At the in-flight cap only a completion can make progress.
-        let can_send = workload.max_in_flight().is_none_or(|cap| in_flight < cap);
-        let wake = next_due
-            .map(|d| epoch + Duration::from_secs_f64(d.max(0.0)))
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled(), if !stats.cancelled => {
-                stats.cancelled = true;
-                stats.not_sent += heap.len() as u64 + u64::from(lookahead.is_some());
-                heap.clear();
-                lookahead = None;
-            }
-            _ = tokio::time::sleep_until(wake), if next_due.is_some() && can_send => {
-                let now_s = epoch.elapsed().as_secs_f64();
-                loop {
-                    let take_lookahead = match (&lookahead, heap.peek()) {
-                        (Some(a), Some(b)) => a.due_s <= b.0.due_s,
-                        (Some(_), None) => true,
-                        (None, Some(_)) => false,
-                        (None, None) => break,
-                    };
-                    let due = if take_lookahead {
-                        lookahead.as_ref().map(|s| s.due_s)
-                    } else {
-                        heap.peek().map(|p| p.0.due_s)
-                    };
-                    if due.is_some_and(|d| d > now_s) {
-                        break;
-                    }
-                    if workload.max_in_flight().is_some_and(|cap| in_flight >= cap) {
-                        break;
-                    }
-                    let spec = if take_lookahead {
-                        let s = lookahead.take();
-                        lookahead = workload.next_scheduled();
-                        s
-                    } else {
-                        heap.pop().map(|p| p.0)
-                    };
-                    let Some(spec) = spec else { break };
-                    let client = client.clone();
-                    let tx = done_tx.clone();
-                    let cancel = cancel.clone();
-                    tokio::spawn(async move {
-                        let done = client.send(&spec, epoch, &cancel).await;
-                        let _ = tx.send(done);
-                    });
-                    in_flight += 1;
-                    stats.sent += 1;
-                    stats.max_in_flight = stats.max_in_flight.max(in_flight);
-                }
-            }
-            Some(done) = done_rx.recv() => {
-                in_flight -= 1;
-                stats.finished += 1;
-                if !done.record.ok() {
-                    failed += 1;
-                }
-                if !stats.cancelled {
-                    let now_s = epoch.elapsed().as_secs_f64();
-                    for s in workload.on_complete(&done, now_s) {
-                        heap.push(Pending(s));
-                    }
-                    if lookahead.is_none() {
-                        lookahead = workload.next_scheduled();
-                    }
-                }
-                let _ = records.send(done.record);
+        for _ in 0..COMPLETIONS_PER_PASS {
+            match done_rx.try_recv() {
+                Ok(done) => s.complete(done),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
         if Instant::now() >= next_progress {
@@ -164,13 +235,52 @@ pub async fn run(
             tracing::info!(
                 "t={:.0}s sent={} finished={} in_flight={} failed={}",
                 epoch.elapsed().as_secs_f64(),
-                stats.sent,
-                stats.finished,
-                in_flight,
-                failed
+                s.stats.sent,
+                s.stats.finished,
+                s.in_flight,
+                s.failed
             );
         }
+
+        let next_due = s.next_due();
+        if next_due.is_none() && s.in_flight == 0 {
+            break;
+        }
+        // At the in-flight cap only a completion can make progress.
+        let can_send = s.can_send();
+        let now_s = epoch.elapsed().as_secs_f64();
+        if can_send && next_due.is_some_and(|d| d <= now_s) {
+            s.send_due(now_s);
+            continue;
+        }
+
+        let until_due = next_due
+            .filter(|_| can_send)
+            .map(|d| Duration::from_secs_f64((d - now_s).max(0.0)));
+        if precise && done_rx.is_empty() && !cancel.is_cancelled() {
+            if let Some(wait) = until_due.filter(|w| *w <= PRECISE_WINDOW) {
+                std::thread::sleep(wait.min(PRECISE_SLICE));
+                continue;
+            }
+        }
+        // Far from the next due time (or no precise sleep here): wait on tokio's timer, which
+        // with a precise sleep ends a window before the due time.
+        let lead = if precise {
+            PRECISE_WINDOW
+        } else {
+            Duration::ZERO
+        };
+        let wake = next_due.filter(|_| can_send).map(|d| {
+            let due = epoch + Duration::from_secs_f64(d.max(0.0));
+            due.checked_sub(lead).unwrap_or(due)
+        });
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled(), if !s.stats.cancelled => s.stop_on_cancel(),
+            Some(done) = done_rx.recv() => s.complete(done),
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
+        }
     }
-    stats.elapsed_s = epoch.elapsed().as_secs_f64();
-    stats
+    s.stats.elapsed_s = epoch.elapsed().as_secs_f64();
+    s.stats
 }
