@@ -16,9 +16,7 @@
 //! this same executable re-run as `loadgen sim-child`, so the engine and the load generator
 //! share neither a runtime nor an address space (CPU and peak memory are reported for each).
 //! `--sim thread` runs it in-process on a runtime of its own instead. The engine gets a
-//! one-worker runtime (`--sim-threads`) and a listening socket with TCP_NODELAY, which its
-//! connections inherit (`--engine-nagle` leaves Nagle's algorithm on, as `lmbench sim` has it:
-//! then a response's first body write waits for the client's delayed ACK, ~40 ms).
+//! one-worker runtime (`--sim-threads`).
 //!
 //! The load generator runs as `lmbench run` runs it: a multi-thread runtime with one worker per
 //! CPU (`--threads`), the runner driven from `block_on`. 1,000 streams need about 1,100 open
@@ -88,6 +86,14 @@ enum SimPlace {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Prompts {
+    /// The same filler words every time, counted once.
+    Fixed,
+    /// Fresh random filler per request, counted per request (as the Random workload).
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum RunnerOn {
     /// The thread that calls `block_on`, as `lmbench run` does.
     Main,
@@ -111,17 +117,17 @@ struct Common {
     /// wake-ups); 0 means one per CPU.
     #[arg(long, default_value_t = 1)]
     sim_threads: usize,
-    /// Leave Nagle's algorithm on for the engine's connections, as `lmbench sim` does today
-    /// (by default the engine's sockets get TCP_NODELAY, as uvicorn/vLLM's do; without it a
-    /// response's first body write waits for the client's delayed ACK, about 40 ms).
-    #[arg(long)]
-    engine_nagle: bool,
     /// Worker threads of the load generator's runtime (default: one per CPU, as `lmbench`).
     #[arg(long)]
     threads: Option<usize>,
-    /// Prompt length in tokens (random filler words, counted with lmbench's tokenizer).
+    /// Prompt length in tokens (filler words, counted with lmbench's tokenizer).
     #[arg(long, default_value_t = 16)]
     prompt_tokens: usize,
+    /// How prompts are built: `fixed` filler words after a per-request `Question <id>:`, counted
+    /// once (the load generator alone), or `random` filler drawn and counted per request as the
+    /// Random workload does (adds the workload's tokenizer cost to the scheduler thread).
+    #[arg(long, value_enum, default_value = "fixed")]
+    prompts: Prompts,
     /// max_tokens of every request (the engine generates exactly this many).
     #[arg(long, default_value_t = 16)]
     max_tokens: u32,
@@ -207,9 +213,6 @@ struct SimChildArgs {
     /// Worker threads of the engine's runtime.
     #[arg(long)]
     threads: Option<usize>,
-    /// Leave Nagle's algorithm on for the engine's connections.
-    #[arg(long)]
-    nagle: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -264,7 +267,7 @@ fn sim_child(a: &SimChildArgs) -> anyhow::Result<()> {
         serde_json::from_str(&a.config_json).context("--config-json is not a sim config")?;
     let rt = runtime(a.threads)?;
     rt.block_on(async move {
-        let listener = engine_listener(!a.nagle)?;
+        let listener = engine_listener()?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let on_eof = shutdown.clone();
@@ -314,9 +317,6 @@ impl Sim {
                 if let Some(n) = threads {
                     cmd.arg("--threads").arg(n.to_string());
                 }
-                if c.engine_nagle {
-                    cmd.arg("--nagle");
-                }
                 let mut child = cmd
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
@@ -343,7 +343,7 @@ impl Sim {
             }
             SimPlace::Thread => {
                 let rt = runtime(threads)?;
-                let listener = rt.block_on(async { engine_listener(!c.engine_nagle) })?;
+                let listener = rt.block_on(async { engine_listener() })?;
                 let addr = listener.local_addr()?;
                 let shutdown = CancellationToken::new();
                 let task = rt.spawn(lmbench::sim::serve(listener, cfg.clone(), shutdown.clone()));
@@ -400,11 +400,10 @@ impl Sim {
     }
 }
 
-/// The engine's listening socket on 127.0.0.1, an ephemeral port. Accepted connections inherit
-/// TCP_NODELAY from the listening socket (Linux).
-fn engine_listener(nodelay: bool) -> anyhow::Result<tokio::net::TcpListener> {
+/// The engine's listening socket on 127.0.0.1, an ephemeral port, with room in the accept
+/// queue for 1,000 streams connecting at once.
+fn engine_listener() -> anyhow::Result<tokio::net::TcpListener> {
     let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.set_nodelay(nodelay)?;
     socket.bind((Ipv4Addr::LOCALHOST, 0).into())?;
     Ok(socket.listen(4096)?)
 }
@@ -572,7 +571,10 @@ enum Schedule {
 /// tokenizer, as the Random workload builds them), `max_tokens` each.
 struct Load {
     schedule: Schedule,
+    prompts: Prompts,
     prompt_tokens: usize,
+    /// `Prompts::Fixed`: the filler words and the prompt's token count, computed once.
+    fixed: (String, u64),
     max_tokens: u32,
     next_id: u64,
     started: u64,
@@ -580,9 +582,14 @@ struct Load {
 
 impl Load {
     fn new(schedule: Schedule, c: &Common) -> Self {
+        let b = PromptBuilder::global();
+        let filler = b.filler_seeded(c.prompt_tokens, mix_seed(&[0x10ad]));
+        let tokens = b.count(&format!("Question 0:{filler}")) as u64;
         Load {
             schedule,
+            prompts: c.prompts,
             prompt_tokens: c.prompt_tokens,
+            fixed: (filler, tokens),
             max_tokens: c.max_tokens,
             next_id: 0,
             started: 0,
@@ -592,10 +599,16 @@ impl Load {
     fn spec(&mut self, due_s: f64, warmup: bool) -> RequestSpec {
         let id = self.next_id;
         self.next_id += 1;
-        let b = PromptBuilder::global();
-        let filler = b.filler_seeded(self.prompt_tokens, mix_seed(&[0x10ad, id]));
-        let text = format!("Question {id}:{filler}");
-        let tokens = b.count(&text) as u64;
+        let (text, tokens) = match self.prompts {
+            Prompts::Fixed => (format!("Question {id}:{}", self.fixed.0), self.fixed.1),
+            Prompts::Random => {
+                let b = PromptBuilder::global();
+                let filler = b.filler_seeded(self.prompt_tokens, mix_seed(&[0x10ad, id]));
+                let text = format!("Question {id}:{filler}");
+                let tokens = b.count(&text) as u64;
+                (text, tokens)
+            }
+        };
         RequestSpec {
             id,
             user_id: Some(id),
@@ -861,12 +874,13 @@ fn error_budget(a: &ErrorBudgetArgs) -> anyhow::Result<()> {
     println!("# lmbench measurement error budget");
     println!("machine: {}", machine());
     println!(
-        "engine: lmbench sim, fixed mode, ttftMs {} itlMs {}, {} output tokens, prompt {} tokens, \
+        "engine: lmbench sim, fixed mode, ttftMs {} itlMs {}, {} output tokens, prompt {} tokens ({}), \
          {} API, {}",
         a.ttft_ms,
         a.itl_ms,
         c.max_tokens,
         c.prompt_tokens,
+        prompts_name(c.prompts),
         api_name(c.api),
         engine_desc(c)
     );
@@ -978,6 +992,13 @@ fn api_name(a: Api) -> &'static str {
     }
 }
 
+fn prompts_name(p: Prompts) -> &'static str {
+    match p {
+        Prompts::Fixed => "fixed filler",
+        Prompts::Random => "random filler counted per request",
+    }
+}
+
 fn engine_desc(c: &Common) -> String {
     let place = match c.sim {
         SimPlace::Process => "engine in a child process",
@@ -988,11 +1009,6 @@ fn engine_desc(c: &Common) -> String {
         1 => "1 worker thread".to_string(),
         n => format!("{n} worker threads"),
     };
-    let nagle = if c.engine_nagle {
-        "Nagle on"
-    } else {
-        "TCP_NODELAY"
-    };
     let lg = match c.threads {
         Some(n) => format!("{n} worker threads"),
         None => "one worker per CPU".to_string(),
@@ -1001,7 +1017,7 @@ fn engine_desc(c: &Common) -> String {
         RunnerOn::Main => "runner on block_on's thread",
         RunnerOn::Worker => "runner on a worker",
     };
-    format!("{place}, {threads}, {nagle}; load generator: {lg}, {runner}")
+    format!("{place}, {threads}; load generator: {lg}, {runner}")
 }
 
 // ---- max-rate -----------------------------------------------------------------------------
@@ -1022,10 +1038,11 @@ fn max_rate(a: &MaxRateArgs) -> anyhow::Result<()> {
         engine_desc(c)
     );
     println!(
-        "load: open loop, evenly spaced, {} output tokens, prompt {} tokens, {} API; {} s warmup \
+        "load: open loop, evenly spaced, {} output tokens, prompt {} tokens ({}), {} API; {} s warmup \
          + {} s measured per rate; records streamed to disk",
         c.max_tokens,
         c.prompt_tokens,
+        prompts_name(c.prompts),
         api_name(c.api),
         a.warmup,
         a.duration
@@ -1124,12 +1141,13 @@ fn memory(a: &MemoryArgs) -> anyhow::Result<()> {
     println!("# lmbench load generator: peak memory");
     println!("machine: {}", machine());
     println!(
-        "load: {} requests at {} req/s, open loop, {} output tokens, prompt {} tokens, against \
+        "load: {} requests at {} req/s, open loop, {} output tokens, prompt {} tokens ({}), against \
          the zero-latency engine ({}); every record streamed to disk, the summary kept in memory",
         a.requests,
         a.rate,
         c.max_tokens,
         c.prompt_tokens,
+        prompts_name(c.prompts),
         engine_desc(c)
     );
     let (_temp, dir) = records_dir(c)?;
