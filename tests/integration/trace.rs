@@ -3,6 +3,12 @@
 //! engine with its prefix cache on.
 
 use crate::util::*;
+
+/// LMBench's result shape (no QPS in a timed replay) for a trace replay.
+fn assert_trace_shape(v: &serde_json::Value) {
+    assert_lmbench_shape(v);
+    assert_eq!(v["workload"]["WORKLOAD"], "trace_replayer");
+}
 use lmbench::workload::trace::{self, TimeUnit};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,27 +26,6 @@ fn run_spec(spec: &Path, out: &Path) {
         .timeout(Duration::from_secs(180))
         .assert()
         .success();
-}
-
-/// LMBench's result shape, except `workload.QPS` (a timed replay has none).
-fn assert_result_shape(v: &serde_json::Value) {
-    for k in [
-        "name",
-        "lmbench-session-id",
-        "timestamp",
-        "results",
-        "infra",
-        "serving",
-        "workload",
-    ] {
-        assert!(v.get(k).is_some(), "missing top-level {k}: {v}");
-    }
-    let r = &v["results"];
-    assert!(r["successful_requests"].is_u64(), "{r}");
-    for k in ["ttft_ms", "tpot_ms", "itl_ms"] {
-        assert!(r[k]["median"].is_number(), "results.{k} missing: {r}");
-    }
-    assert_eq!(v["workload"]["WORKLOAD"], "trace_replayer");
 }
 
 /// The result file whose name contains `part`.
@@ -84,7 +69,7 @@ fn the_sample_trace_replays_timed_and_at_a_qps_point() {
     // Timed: every request of the trace, at its offset / 60, file named like LMBench's.
     let (f, v) = result_named(&suite, "sim_trace_trace_replayer_unknown_");
     figures("sample, timed 60x", &v);
-    assert_result_shape(&v);
+    assert_trace_shape(&v);
     assert!(v["workload"].get("QPS").is_none(), "{}", v["workload"]);
     assert_eq!(v["workload"]["MODE"], "timed");
     let r = &v["results"];
@@ -110,7 +95,7 @@ fn the_sample_trace_replays_timed_and_at_a_qps_point() {
     // QPS mode: an open loop at the target over the first minute of the trace.
     let (f, v) = result_named(&suite, "sim_trace_trace_replayer_25_");
     figures("sample, QPS 25", &v);
-    assert_result_shape(&v);
+    assert_trace_shape(&v);
     assert_eq!(v["workload"]["QPS"], 25);
     let r = &v["results"];
     assert_eq!(r["failed_requests"], 0);
@@ -177,7 +162,7 @@ fn the_mooncake_trace_loads_and_a_window_replays() {
     run_spec(&spec, out.path());
     let (_, v) = result_named(&out.path().join("e2e-trace-mooncake"), "_unknown_");
     figures("mooncake 0-30 s, timed 10x", &v);
-    assert_result_shape(&v);
+    assert_trace_shape(&v);
     let r = &v["results"];
     let st = &v["lmbench"]["run"]["workload_stats"];
     assert_eq!(st["format"], "ms_offsets");
@@ -205,7 +190,7 @@ fn the_gmi_trace_loads_and_a_window_replays() {
     run_spec(&spec, out.path());
     let (_, v) = result_named(&out.path().join("e2e-trace-gmi"), "_unknown_");
     figures("gmi 85200-85320 s, timed 40x", &v);
-    assert_result_shape(&v);
+    assert_trace_shape(&v);
     let r = &v["results"];
     let st = &v["lmbench"]["run"]["workload_stats"];
     assert_eq!(st["format"], "unix_ns");
