@@ -382,14 +382,7 @@ fn ctrl_c_writes_a_partial_result_tears_down_and_exits_130() {
         .spawn()
         .unwrap();
     // Wait until the first run is under way (the engine answers), then interrupt.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while port_free(port) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the engine never started"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_port_busy(port, Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(3));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -679,14 +672,7 @@ fn a_second_ctrl_c_forces_exit_and_kills_the_engine() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while port_free(port) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the engine never started"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_port_busy(port, Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();

@@ -23,6 +23,18 @@ pub fn port_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
+/// Wait until something listens on `port` (a deployed engine came up); panics after `timeout`.
+pub fn wait_port_busy(port: u16, timeout: std::time::Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    while port_free(port) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing started listening on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// `lmbench` with backtraces off (this environment sets RUST_BACKTRACE=1) and no HF token.
 pub fn lmbench() -> Command {
     let mut c = Command::cargo_bin("lmbench").unwrap();
