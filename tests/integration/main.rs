@@ -4,6 +4,7 @@
 mod config_rules;
 mod e2e;
 mod error_budget;
+mod infra;
 mod multiturn;
 mod report;
 mod trace;
