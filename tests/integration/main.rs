@@ -5,6 +5,7 @@ mod config_rules;
 mod e2e;
 mod error_budget;
 mod infra;
+mod k8s_assets;
 mod multiturn;
 mod report;
 mod trace;
