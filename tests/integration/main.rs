@@ -4,6 +4,7 @@
 mod config_rules;
 mod e2e;
 mod error_budget;
+mod fake_kube;
 mod infra;
 mod k8s_assets;
 mod multiturn;
