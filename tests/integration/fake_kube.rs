@@ -62,7 +62,8 @@ pub struct RecordedRequest {
     pub query: String,
     /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
-    /// The request body as text (lossy UTF-8).
+    /// The request body as text (lossy UTF-8); for Secrets only its length, so a token never
+    /// ends up in a test's failure message.
     pub body: String,
 }
 

@@ -611,6 +611,12 @@ async fn the_fake_answers_like_a_real_api_server() {
         .await
         .unwrap();
     assert_eq!(s.data.unwrap()["token"].0, b"abc");
+    let secret_write = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/secrets/tok"))
+        .unwrap();
+    assert!(!secret_write.body.contains("abc"), "{}", secret_write.body);
 }
 
 #[tokio::test]
