@@ -18,6 +18,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod deploy;
+pub mod infra;
 pub mod measure;
 pub mod orchestrate;
 pub mod plan;

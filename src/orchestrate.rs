@@ -338,8 +338,36 @@ fn launch_spec(
             env,
             log_path,
         }),
+        // SGLang, RayServe and Dynamo run their launch files in the foreground as a supervised
+        // process group, like Flat (LMBench nohup'ed them and grepped logs for readiness).
+        BaselineKind::SGLang { path, .. } => Ok(LaunchSpec {
+            program: PathBuf::from("bash"),
+            args: vec![path.clone().into_os_string()],
+            cwd: cfg.root.clone(),
+            env,
+            log_path,
+        }),
+        BaselineKind::RayServe {
+            path, accelerator, ..
+        } => Ok(LaunchSpec {
+            program: PathBuf::from("python3"),
+            args: vec![path.clone().into_os_string(), accelerator.into()],
+            cwd: cfg.root.clone(),
+            env,
+            log_path,
+        }),
+        BaselineKind::Dynamo { path, .. } => {
+            let launcher = cfg.root.join("2-serving-engines/dynamo/launch.sh");
+            Ok(LaunchSpec {
+                program: PathBuf::from("bash"),
+                args: vec![launcher.into_os_string(), path.clone().into_os_string()],
+                cwd: cfg.root.clone(),
+                env,
+                log_path,
+            })
+        }
         other => Err(format!(
-            "baseline type {} cannot be deployed by this version of lmbench yet (Local-Flat `Flat` and `Simulated` baselines can)",
+            "baseline type {} is deployed on Kubernetes, not as a local process",
             other.type_name()
         )),
     }

@@ -6,8 +6,11 @@
 //! when the engine can take load (`GET /v1/models` lists a model) and when its port is free
 //! again for the next baseline.
 
+pub mod helm;
+pub mod k8s;
 pub mod local;
 pub mod readiness;
+pub mod tools;
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
