@@ -6,18 +6,19 @@
 //! Timing: each network chunk is stamped once on arrival and the stamp is shared by every
 //! event parsed from it, so decoding cost never shows up as latency.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::sse::{SseDecoder, SseEvent};
+use super::sse::{SseDecoder, SseEventRef};
 use crate::record::{
     ApiType, Completed, ErrorKind, Message, Prompt, RequestError, RequestRecord, RequestSpec,
 };
@@ -83,7 +84,16 @@ pub struct Client {
 struct Inner {
     cfg: ClientConfig,
     url: String,
+    /// `url`, parsed once (parsing it per request was a measurable part of a request's cost).
+    parsed_url: reqwest::Url,
+    /// `Authorization: Bearer …`, built once; marked sensitive so it is never logged.
+    auth: Option<HeaderValue>,
 }
+
+/// The header that carries a request's user id.
+static USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+static EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
+static JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 impl Client {
     /// Builds the client; fails on a base URL that is not a valid `http://` URL.
@@ -113,9 +123,23 @@ impl Client {
             .user_agent(concat!("lmbench/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("building the HTTP client")?;
+        let auth = match &cfg.api_key {
+            Some(key) => {
+                let mut v = HeaderValue::try_from(format!("Bearer {key}"))
+                    .map_err(|_| anyhow::anyhow!("the API key is not a valid header value"))?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
         Ok(Client {
             http,
-            inner: Arc::new(Inner { cfg, url }),
+            inner: Arc::new(Inner {
+                cfg,
+                url,
+                parsed_url: parsed,
+                auth,
+            }),
             progress: None,
         })
     }
@@ -170,18 +194,19 @@ impl Client {
     }
 
     async fn exchange(&self, spec: &RequestSpec, ex: &mut Exchange) -> Result<(), RequestError> {
-        let body = build_body(&self.inner.cfg, spec).to_string();
+        let mut body = Vec::with_capacity(body_size_hint(spec));
+        write_body(&self.inner.cfg, spec, &mut body);
         let mut req = self
             .http
-            .post(&self.inner.url)
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "text/event-stream")
+            .post(self.inner.parsed_url.clone())
+            .header(CONTENT_TYPE, JSON.clone())
+            .header(ACCEPT, EVENT_STREAM.clone())
             .body(body);
         if let Some(uid) = spec.user_id {
-            req = req.header("x-user-id", uid.to_string());
+            req = req.header(USER_ID.clone(), HeaderValue::from(uid));
         }
-        if let Some(key) = &self.inner.cfg.api_key {
-            req = req.bearer_auth(key);
+        if let Some(auth) = &self.inner.auth {
+            req = req.header(AUTHORIZATION, auth.clone());
         }
 
         ex.record.sent_s = ex.now();
@@ -216,7 +241,6 @@ impl Client {
         }
 
         let mut decoder = SseDecoder::default();
-        let mut events = Vec::new();
         let mut last_chunk_s = ex.record.sent_s;
         while !ex.done {
             let chunk = match resp.chunk().await {
@@ -230,17 +254,18 @@ impl Client {
                 }
             };
             last_chunk_s = ex.now();
-            decoder.push_into(&chunk, &mut events);
-            for event in events.drain(..) {
-                ex.on_event(event, last_chunk_s)?;
+            // Events after `[DONE]` in the same network chunk are ignored.
+            decoder.push_with(&chunk, |event| {
                 if ex.done {
-                    break;
+                    Ok(())
+                } else {
+                    ex.on_event(event, last_chunk_s)
                 }
-            }
+            })?;
         }
         if !ex.done {
             if let Some(event) = decoder.finish().event {
-                ex.on_event(event, last_chunk_s)?;
+                ex.on_event(event.as_ref(), last_chunk_s)?;
             }
         }
         if !ex.done {
@@ -302,6 +327,111 @@ pub fn build_body(cfg: &ClientConfig, spec: &RequestSpec) -> Value {
     Value::Object(body)
 }
 
+/// Rough size of the serialised body, to allocate it once.
+fn body_size_hint(spec: &RequestSpec) -> usize {
+    let prompt = match &spec.prompt {
+        Prompt::Text(t) => t.len(),
+        Prompt::Messages(m) => m.iter().map(|m| m.role.len() + m.content.len() + 40).sum(),
+    };
+    prompt + 192
+}
+
+/// Serialises the same JSON object as [`build_body`] straight into `out`, without building a
+/// `serde_json::Value` (per-request maps and string copies were a measurable share of the load
+/// generator's cost at thousands of requests per second). An extra field overrides a standard
+/// one in place, as in [`build_body`].
+fn write_body(cfg: &ClientConfig, spec: &RequestSpec, out: &mut Vec<u8>) {
+    let prompt_key = match cfg.api {
+        ApiType::Completions => "prompt",
+        ApiType::Chat => "messages",
+    };
+    // The keys `build_body` sets before any extra field, in its order.
+    let keys = [
+        "model",
+        prompt_key,
+        "max_tokens",
+        "temperature",
+        "stream",
+        "stream_options",
+    ];
+    // A key set by the request's extras, else by the config's.
+    let extra = |key: &str| spec.extra.get(key).or_else(|| cfg.extra_body.get(key));
+    out.push(b'{');
+    for (n, key) in keys.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        push_json_str(out, key);
+        out.push(b':');
+        if let Some(v) = extra(key) {
+            push_json(out, v);
+            continue;
+        }
+        match n {
+            0 => push_json_str(out, &cfg.model),
+            1 => match (&spec.prompt, cfg.api) {
+                (Prompt::Text(text), ApiType::Completions) => push_json_str(out, text),
+                (Prompt::Messages(m), ApiType::Completions) => {
+                    push_json_str(out, &render_completions_prompt(m))
+                }
+                (Prompt::Text(text), ApiType::Chat) => {
+                    out.extend_from_slice(b"[{\"role\":\"user\",\"content\":");
+                    push_json_str(out, text);
+                    out.extend_from_slice(b"}]");
+                }
+                (Prompt::Messages(messages), ApiType::Chat) => {
+                    out.push(b'[');
+                    for (i, m) in messages.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(b"{\"role\":");
+                        push_json_str(out, &m.role);
+                        out.extend_from_slice(b",\"content\":");
+                        push_json_str(out, &m.content);
+                        out.push(b'}');
+                    }
+                    out.push(b']');
+                }
+            },
+            2 => out.extend_from_slice(spec.max_tokens.to_string().as_bytes()),
+            3 => out.push(b'0'),
+            4 => out.extend_from_slice(b"true"),
+            _ => out.extend_from_slice(b"{\"include_usage\":true}"),
+        }
+    }
+    // The config's keys first (with the request's value where it has one), then the request's
+    // own new keys: the order `build_body`'s map gets.
+    for (key, value) in &cfg.extra_body {
+        if !keys.contains(&key.as_str()) {
+            push_field(out, key, spec.extra.get(key).unwrap_or(value));
+        }
+    }
+    for (key, value) in &spec.extra {
+        if !keys.contains(&key.as_str()) && !cfg.extra_body.contains_key(key) {
+            push_field(out, key, value);
+        }
+    }
+    out.push(b'}');
+}
+
+fn push_field(out: &mut Vec<u8>, key: &str, value: &Value) {
+    out.push(b',');
+    push_json_str(out, key);
+    out.push(b':');
+    push_json(out, value);
+}
+
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Infallible: serialising a `str` into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn push_json(out: &mut Vec<u8>, v: &Value) {
+    // Infallible: a `Value` always serialises, and writing into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
 /// Renders a conversation as one completions-API prompt, LMBench's way: `System: …\n`,
 /// `User: …\n`, `Assistant: …\n` per message (other roles capitalised the same way), then a
 /// trailing `Assistant: ` for the model to continue.
@@ -343,39 +473,97 @@ fn endpoint_url(base: &str, api: ApiType) -> String {
     }
 }
 
-/// One streamed chunk; only the fields the measurement needs, everything else ignored.
+/// One streamed chunk; only the fields the measurement needs, everything else skipped. Text is
+/// borrowed from the event's data where it has no escapes, and only the first choice is kept,
+/// so a chunk is parsed without allocating.
 #[derive(Deserialize)]
-struct StreamChunk {
-    #[serde(default)]
-    choices: Option<Vec<Choice>>,
+struct StreamChunk<'a> {
+    #[serde(default, borrow)]
+    choices: Option<FirstChoice<'a>>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default)]
     error: Option<Value>,
-    #[serde(default)]
-    object: Option<String>,
+    #[serde(default, borrow)]
+    object: Option<Text<'a>>,
     #[serde(default)]
     message: Option<Value>,
 }
 
-#[derive(Deserialize)]
-struct Choice {
-    /// Completions API.
-    #[serde(default)]
-    text: Option<String>,
-    /// Chat API.
-    #[serde(default)]
-    delta: Option<Delta>,
+/// The first element of `choices` (the client asks for one completion), the others skipped.
+struct FirstChoice<'a>(Option<Choice<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstChoice<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct First<'a>(std::marker::PhantomData<Choice<'a>>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for First<'a> {
+            type Value = FirstChoice<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of choices")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let first = seq.next_element::<Choice<'a>>()?;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(FirstChoice(first))
+            }
+        }
+        d.deserialize_seq(First(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
-struct Delta {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    reasoning_content: Option<String>,
-    #[serde(default)]
-    reasoning: Option<String>,
+struct Choice<'a> {
+    /// Completions API.
+    #[serde(default, borrow)]
+    text: Option<Text<'a>>,
+    /// Chat API.
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    reasoning: Option<Text<'a>>,
+}
+
+/// A JSON string borrowed from the input when it has no escapes, copied when it has.
+struct Text<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a str>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -416,7 +604,8 @@ impl Exchange {
                 sent_s: now,
                 first_token_s: None,
                 end_s: now,
-                chunk_times_s: Vec::new(),
+                // One allocation for the usual case of one chunk per token.
+                chunk_times_s: Vec::with_capacity(spec.max_tokens.min(4096) as usize),
                 prompt_tokens: None,
                 completion_tokens: None,
                 cached_tokens: None,
@@ -436,16 +625,16 @@ impl Exchange {
     }
 
     /// Applies one event that arrived at `t`.
-    fn on_event(&mut self, event: SseEvent, t: f64) -> Result<(), RequestError> {
+    fn on_event(&mut self, event: SseEventRef<'_>, t: f64) -> Result<(), RequestError> {
         let (name, data) = match event {
-            SseEvent::Done => {
+            SseEventRef::Done => {
                 self.done = true;
                 self.record.end_s = t;
                 return Ok(());
             }
-            SseEvent::Message { event, data } => (event, data),
+            SseEventRef::Message { event, data } => (event, data),
         };
-        if name.as_deref() == Some("error") {
+        if name == Some("error") {
             return Err(req_err(
                 ErrorKind::BadResponse,
                 format!("server sent an error event: {data}"),
@@ -454,7 +643,7 @@ impl Exchange {
         if data.trim().is_empty() {
             return Ok(());
         }
-        let chunk: StreamChunk = serde_json::from_str(&data).map_err(|e| {
+        let chunk: StreamChunk = serde_json::from_str(data).map_err(|e| {
             req_err(
                 ErrorKind::BadResponse,
                 format!("invalid JSON in stream ({e}): {data}"),
@@ -467,10 +656,7 @@ impl Exchange {
             ));
         }
         if chunk.object.as_deref() == Some("error") {
-            let detail = chunk
-                .message
-                .as_ref()
-                .map_or(data.as_str().into(), error_text);
+            let detail = chunk.message.as_ref().map_or(data.into(), error_text);
             return Err(req_err(
                 ErrorKind::BadResponse,
                 format!("server error in stream: {detail}"),
@@ -488,7 +674,7 @@ impl Exchange {
                 r.cached_tokens = Some(cached);
             }
         }
-        let Some(choice) = chunk.choices.as_ref().and_then(|c| c.first()) else {
+        let Some(choice) = chunk.choices.as_ref().and_then(|c| c.0.as_ref()) else {
             return Ok(());
         };
         let mut content = false;
@@ -715,6 +901,57 @@ mod tests {
         }
     }
 
+    /// The body sent on the wire is the same JSON object, key order included, as `build_body`
+    /// for every prompt shape, API and combination of extra fields (new keys, overrides of
+    /// standard keys, a request overriding its config).
+    #[test]
+    fn written_body_equals_built_body() {
+        let odd = "quote \" backslash \\ newline \n tab \t unicode é 🙂 \u{1}";
+        let prompts = [
+            Prompt::Text("hello".into()),
+            Prompt::Text(odd.into()),
+            Prompt::Messages(conversation()),
+            Prompt::Messages(vec![Message::new("user", odd)]),
+        ];
+        let cfg_extras = [
+            json!({}),
+            json!({"ignore_eos": true}),
+            json!({"temperature": 0.5, "top_k": 3, "model": "other", "stream": false}),
+            json!({"messages": [], "prompt": "p", "min_tokens": 2}),
+        ];
+        let spec_extras = [
+            json!({}),
+            json!({"top_p": 0.9}),
+            json!({"top_k": 9, "max_tokens": 3, "ignore_eos": false, "x\"y": [1, {"a": null}]}),
+            json!({"stream_options": {"include_usage": false}, "min_tokens": 5}),
+        ];
+        let mut checked = 0;
+        for api in [ApiType::Completions, ApiType::Chat] {
+            for ce in &cfg_extras {
+                for se in &spec_extras {
+                    for p in &prompts {
+                        let mut c = cfg("http://h", api);
+                        c.model = format!("m/{odd}");
+                        c.extra_body = ce.as_object().unwrap().clone();
+                        let mut s = spec(p.clone());
+                        s.extra = se.as_object().unwrap().clone();
+                        let mut out = Vec::new();
+                        write_body(&c, &s, &mut out);
+                        let written: Value = serde_json::from_slice(&out)
+                            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
+                        let built = build_body(&c, &s);
+                        assert_eq!(written, built);
+                        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect();
+                        let (kw, kb): (Vec<String>, Vec<String>) = (keys(&written), keys(&built));
+                        assert_eq!(kw, kb);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 128);
+    }
+
     #[test]
     fn endpoint_urls() {
         let c = ApiType::Completions;
@@ -748,6 +985,29 @@ mod tests {
     }
 
     #[test]
+    fn chunk_text_with_escapes_and_extra_choices() {
+        let s = spec(Prompt::Text("x".into()));
+        let mut ex = Exchange::new(&s, Instant::now());
+        for data in [
+            r#"{"choices":[{"text":"a\nb \"q\" \u00e9"},{"text":"ignored"}]}"#,
+            r#"{"choices":[{"delta":{"content":"plain"}}],"object":"text_completion"}"#,
+            r#"{"choices":[{"delta":{"reasoning_content":"r\tr"}}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":1}}}"#,
+        ] {
+            ex.on_event(SseEventRef::Message { event: None, data }, 1.0)
+                .unwrap();
+        }
+        assert_eq!(ex.text, "a\nb \"q\" éplain");
+        let r = &ex.record;
+        assert_eq!(r.client_completion_tokens, 3);
+        assert_eq!(r.chunk_times_s, vec![1.0; 3]);
+        assert_eq!(
+            (r.prompt_tokens, r.completion_tokens, r.cached_tokens),
+            (Some(3), Some(3), Some(1))
+        );
+    }
+
+    #[test]
     fn odd_chunks_never_panic() {
         let s = spec(Prompt::Text("x".into()));
         for data in [
@@ -766,13 +1026,7 @@ mod tests {
             r#"{"object":"error","message":"y"}"#,
         ] {
             let mut ex = Exchange::new(&s, Instant::now());
-            let _ = ex.on_event(
-                SseEvent::Message {
-                    event: None,
-                    data: data.to_string(),
-                },
-                0.0,
-            );
+            let _ = ex.on_event(SseEventRef::Message { event: None, data }, 0.0);
         }
     }
 

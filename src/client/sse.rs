@@ -22,6 +22,47 @@ pub enum SseEvent {
     Done,
 }
 
+/// A dispatched event borrowed from the decoder (see [`SseDecoder::push_with`]): no copy of
+/// its data is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SseEventRef<'a> {
+    /// An event carrying data.
+    Message {
+        /// The `event:` field, if the event had a non-empty one.
+        event: Option<&'a str>,
+        /// The `data:` lines joined with `\n`.
+        data: &'a str,
+    },
+    /// The OpenAI end-of-stream marker (`data: [DONE]`).
+    Done,
+}
+
+impl SseEventRef<'_> {
+    /// An owned copy.
+    pub fn to_owned(self) -> SseEvent {
+        match self {
+            SseEventRef::Message { event, data } => SseEvent::Message {
+                event: event.map(str::to_string),
+                data: data.to_string(),
+            },
+            SseEventRef::Done => SseEvent::Done,
+        }
+    }
+}
+
+impl SseEvent {
+    /// A borrowed view.
+    pub fn as_ref(&self) -> SseEventRef<'_> {
+        match self {
+            SseEvent::Message { event, data } => SseEventRef::Message {
+                event: event.as_deref(),
+                data,
+            },
+            SseEvent::Done => SseEventRef::Done,
+        }
+    }
+}
+
 /// What was left in the decoder when the stream ended (see [`SseDecoder::finish`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SseTail {
@@ -60,6 +101,21 @@ impl SseDecoder {
 
     /// Like [`push`](Self::push), appending the completed events to `out`.
     pub fn push_into(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) {
+        let _ = self.push_with(bytes, |e| {
+            out.push(e.to_owned());
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
+
+    /// Feeds the next bytes of the stream and hands each event they complete to `on_event`,
+    /// in order, borrowed from the decoder (no copy per event). If `on_event` fails, decoding
+    /// stops there and the error is returned; the rest of `bytes` is dropped, so the decoder
+    /// should not be fed again.
+    pub fn push_with<E>(
+        &mut self,
+        bytes: &[u8],
+        mut on_event: impl FnMut(SseEventRef<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut rest = bytes;
         if self.after_cr && !rest.is_empty() {
             self.after_cr = false;
@@ -67,7 +123,7 @@ impl SseDecoder {
                 rest = &rest[1..];
             }
         }
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(pos) = line_end(rest) {
             let mut consumed = pos + 1;
             if rest[pos] == b'\r' {
                 match rest.get(pos + 1) {
@@ -77,17 +133,19 @@ impl SseDecoder {
                 }
             }
             if self.line.is_empty() {
-                self.process_line(&rest[..pos], out);
+                self.process_line(&rest[..pos], &mut on_event)?;
             } else {
                 let mut line = std::mem::take(&mut self.line);
                 line.extend_from_slice(&rest[..pos]);
-                self.process_line(&line, out);
+                let r = self.process_line(&line, &mut on_event);
                 line.clear();
                 self.line = line;
+                r?;
             }
             rest = &rest[consumed..];
         }
         self.line.extend_from_slice(rest);
+        Ok(())
     }
 
     /// Ends the stream: an unterminated last line is taken as a line, and an event with data
@@ -95,12 +153,16 @@ impl SseDecoder {
     pub fn finish(&mut self) -> SseTail {
         let mut out = Vec::new();
         let mut truncated = self.has_data || self.event.is_some();
+        let mut collect = |e: SseEventRef<'_>| {
+            out.push(e.to_owned());
+            Ok::<(), std::convert::Infallible>(())
+        };
         if !self.line.is_empty() {
             truncated = true;
             let line = std::mem::take(&mut self.line);
-            self.process_line(&line, &mut out);
+            let _ = self.process_line(&line, &mut collect);
         }
-        self.dispatch(&mut out);
+        let _ = self.dispatch(&mut collect);
         *self = SseDecoder::default();
         SseTail {
             event: out.pop(),
@@ -108,18 +170,21 @@ impl SseDecoder {
         }
     }
 
-    fn process_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
+    fn process_line<E>(
+        &mut self,
+        line: &[u8],
+        on_event: &mut impl FnMut(SseEventRef<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut line = line;
         if !self.started {
             self.started = true;
             line = line.strip_prefix(BOM).unwrap_or(line);
         }
         if line.is_empty() {
-            self.dispatch(out);
-            return;
+            return self.dispatch(on_event);
         }
         if line[0] == b':' {
-            return;
+            return Ok(());
         }
         let (field, value) = match line.iter().position(|&b| b == b':') {
             Some(i) => {
@@ -133,7 +198,7 @@ impl SseDecoder {
                 if self.has_data {
                     self.data.push('\n');
                 }
-                self.data.push_str(&String::from_utf8_lossy(value));
+                push_lossy(&mut self.data, value);
                 self.has_data = true;
             }
             b"event" => {
@@ -145,20 +210,63 @@ impl SseDecoder {
             }
             _ => {}
         }
+        Ok(())
     }
 
-    fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
+    fn dispatch<E>(
+        &mut self,
+        on_event: &mut impl FnMut(SseEventRef<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let event = self.event.take();
         if !self.has_data {
-            return;
+            return Ok(());
         }
         self.has_data = false;
-        let data = std::mem::take(&mut self.data);
-        if data.trim() == "[DONE]" {
-            out.push(SseEvent::Done);
+        let r = if self.data.trim() == "[DONE]" {
+            on_event(SseEventRef::Done)
         } else {
-            out.push(SseEvent::Message { event, data });
+            on_event(SseEventRef::Message {
+                event: event.as_deref(),
+                data: &self.data,
+            })
+        };
+        // Keeps the allocation for the next event.
+        self.data.clear();
+        r
+    }
+}
+
+/// Position of the first line terminator (`\n` or `\r`) in `bytes`. Eight bytes at a time:
+/// a byte-by-byte search was the largest single cost of reading a stream.
+fn line_end(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Non-zero exactly when some byte of `x` is zero (the classic test: no false positives
+    // for "is there one", though not which one, so the byte is then found one by one).
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut start = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
+        if has_zero(word ^ (ONES * u64::from(b'\n'))) | has_zero(word ^ (ONES * u64::from(b'\r')))
+            != 0
+        {
+            break;
         }
+        start += 8;
+    }
+    bytes[start..]
+        .iter()
+        .position(|&b| b == b'\n' || b == b'\r')
+        .map(|i| start + i)
+}
+
+/// Appends `bytes` as text, invalid UTF-8 replaced by U+FFFD (valid text, the usual case, is
+/// checked by the standard library's fast validator and copied as is).
+fn push_lossy(out: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => out.push_str(text),
+        Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
     }
 }
 
@@ -312,6 +420,54 @@ mod tests {
         d.push(b"data: a");
         d.finish();
         assert_eq!(d.push(b"data: b\n\n"), vec![msg("b")]);
+    }
+
+    #[test]
+    fn line_end_finds_the_first_terminator_anywhere() {
+        for len in 0..40 {
+            for pos in 0..=len {
+                for t in [b'\n', b'\r'] {
+                    let mut v: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                    // Bytes that differ from a terminator in one bit must not match.
+                    v.iter_mut().step_by(3).for_each(|b| *b = 0x0b);
+                    let want = (pos < len).then(|| {
+                        v[pos] = t;
+                        pos
+                    });
+                    if pos + 2 < len {
+                        v[pos + 2] = b'\n';
+                    }
+                    assert_eq!(line_end(&v), want, "len {len} pos {pos}");
+                }
+            }
+        }
+        assert_eq!(line_end(&[0x8a; 20]), None);
+    }
+
+    #[test]
+    fn push_with_borrows_the_same_events_and_stops_on_error() {
+        let bytes = b"event: e\ndata: a\ndata: b\n\ndata: c\n\ndata: [DONE]\n\ndata: d\n\n";
+        let mut seen = Vec::new();
+        let mut d = SseDecoder::default();
+        d.push_with(bytes, |e| {
+            seen.push(e.to_owned());
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(seen, SseDecoder::default().push(bytes));
+        assert_eq!(seen[0].as_ref(), seen[0].clone().as_ref());
+
+        let mut n = 0;
+        let mut d = SseDecoder::default();
+        let r = d.push_with(bytes, |e| {
+            n += 1;
+            if e == SseEventRef::Done {
+                Err("stop")
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!((r, n), (Err("stop"), 3));
     }
 
     #[derive(Debug, Clone)]
