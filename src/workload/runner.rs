@@ -7,7 +7,9 @@
 //! request. The request task stamps its own send time, so the recorded send lag (send − due)
 //! includes everything between the due time and the request leaving: timer wake-up, scheduling
 //! and body serialisation. Finished requests come back over a channel; records go on to the
-//! collector over another, so writing results never blocks sending.
+//! collector over another, so writing results never blocks sending. Records are handed over
+//! in small batches, together with the next send, so that the collector does not wake a worker
+//! thread for every record.
 //!
 //! Waiting: tokio's timer rounds every deadline up to its 1 ms tick and fires it from a worker
 //! thread, which alone put 1–2 ms of send lag on every request. When the scheduler runs on a
@@ -83,6 +85,9 @@ const PRECISE_SLICE: Duration = Duration::from_micros(250);
 /// Finished requests taken in before the scheduler looks at the clock again.
 const COMPLETIONS_PER_PASS: usize = 64;
 
+/// Most finished records held back from the collector (see [`Scheduler::flush_records`]).
+const MAX_UNSENT_RECORDS: usize = 256;
+
 /// True when the caller is `block_on` of a multi-thread runtime: a thread that runs nothing but
 /// this future, so sleeping on it for a fraction of a millisecond stalls no other task.
 fn own_thread() -> bool {
@@ -99,6 +104,8 @@ struct Scheduler<'a> {
     epoch: Instant,
     cancel: &'a CancellationToken,
     records: mpsc::UnboundedSender<RequestRecord>,
+    /// Finished records not yet handed to the collector (see [`Scheduler::flush_records`]).
+    unsent_records: Vec<RequestRecord>,
     done_tx: mpsc::UnboundedSender<Completed>,
     heap: BinaryHeap<Pending>,
     lookahead: Option<RequestSpec>,
@@ -132,8 +139,20 @@ impl Scheduler<'_> {
         self.lookahead = None;
     }
 
+    /// Hands the finished records to the collector. Records are held until the next send (or
+    /// the next long wait) so that the collector is woken together with the request task
+    /// instead of once per record: each wake-up of an idle worker thread cost more CPU than
+    /// the record itself. They wait at most [`PRECISE_WINDOW`] or [`MAX_UNSENT_RECORDS`]
+    /// records; their times were stamped by the request tasks, so nothing measured changes.
+    fn flush_records(&mut self) {
+        for r in self.unsent_records.drain(..) {
+            let _ = self.records.send(r);
+        }
+    }
+
     /// Spawns every request due by `now_s`, earliest first, until the in-flight cap.
     fn send_due(&mut self, now_s: f64) {
+        self.flush_records();
         loop {
             let take_lookahead = match (&self.lookahead, self.heap.peek()) {
                 (Some(a), Some(b)) => a.due_s <= b.0.due_s,
@@ -190,7 +209,10 @@ impl Scheduler<'_> {
                 self.lookahead = self.workload.next_scheduled();
             }
         }
-        let _ = self.records.send(done.record);
+        self.unsent_records.push(done.record);
+        if self.unsent_records.len() >= MAX_UNSENT_RECORDS {
+            self.flush_records();
+        }
     }
 }
 
@@ -211,6 +233,7 @@ pub async fn run(
         epoch,
         cancel,
         records,
+        unsent_records: Vec::new(),
         done_tx,
         heap: BinaryHeap::new(),
         lookahead,
@@ -244,6 +267,7 @@ pub async fn run(
 
         let next_due = s.next_due();
         if next_due.is_none() && s.in_flight == 0 {
+            s.flush_records();
             break;
         }
         // At the in-flight cap only a completion can make progress.
@@ -264,7 +288,9 @@ pub async fn run(
             }
         }
         // Far from the next due time (or no precise sleep here): wait on tokio's timer, which
-        // with a precise sleep ends a window before the due time.
+        // with a precise sleep ends a window before the due time. Records go to the collector
+        // first: nothing else may come along to take them for a while.
+        s.flush_records();
         let lead = if precise {
             PRECISE_WINDOW
         } else {
