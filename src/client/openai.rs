@@ -274,10 +274,19 @@ impl Client {
                 "stream ended without [DONE]",
             ));
         }
-        let _ = tokio::time::timeout(DRAIN_AFTER_DONE, async {
-            while let Ok(Some(_)) = resp.chunk().await {}
-        })
-        .await;
+        let drain = async { while let Ok(Some(_)) = resp.chunk().await {} };
+        let deadline = async {
+            // The end of the body usually comes with `[DONE]` and only needs the connection
+            // task to take a turn. Arming the timer first would wake the I/O driver's thread
+            // for a timer that is almost never reached, so it is armed after one yield.
+            tokio::task::yield_now().await;
+            tokio::time::sleep(DRAIN_AFTER_DONE).await;
+        };
+        tokio::select! {
+            biased;
+            _ = drain => {}
+            _ = deadline => {}
+        }
         Ok(())
     }
 }

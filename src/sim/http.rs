@@ -262,9 +262,11 @@ impl Source {
                 ..
             } => {
                 // A token already due goes out at once: a timer, even an expired one, waits
-                // for the timer's next 1 ms tick.
+                // for the timer's next 1 ms tick. With no inter-token delay every later token
+                // is due when the first was, which has passed: no need to read the clock.
                 let due = *first + *itl * *next;
-                if Instant::now() < due {
+                let passed = *next > 0 && itl.is_zero();
+                if !passed && Instant::now() < due {
                     tokio::time::sleep_until(due).await;
                 }
                 *next += 1;
@@ -284,13 +286,13 @@ impl Source {
     }
 
     /// True when the next token is due at the same instant as the one before it (fixed mode
-    /// with zero inter-token delay) and that instant has passed: such tokens are generated
-    /// together, so they are written together.
+    /// with zero inter-token delay; that instant has passed, since the token before it was
+    /// generated): such tokens are generated together, so they are written together.
     fn next_due_with_previous(&self) -> bool {
         match self {
             Source::Fixed {
                 first, itl, next, ..
-            } => *next > 0 && itl.is_zero() && Instant::now() >= *first,
+            } => *next > 0 && itl.is_zero(),
             Source::Engine { .. } => false,
         }
     }
