@@ -290,9 +290,7 @@ impl Source {
     /// generated): such tokens are generated together, so they are written together.
     fn next_due_with_previous(&self) -> bool {
         match self {
-            Source::Fixed {
-                first, itl, next, ..
-            } => *next > 0 && itl.is_zero(),
+            Source::Fixed { itl, next, .. } => *next > 0 && itl.is_zero(),
             Source::Engine { .. } => false,
         }
     }
