@@ -4,8 +4,11 @@
 
 use crate::client::{Client, ClientConfig};
 use crate::config::{Baseline, BaselineKind, LoadedConfig, Suite};
+use crate::deploy::cluster::{is_cluster_kind, ClusterDeployment, ClusterOptions};
 use crate::deploy::local::{LaunchSpec, LocalProcess};
 use crate::deploy::readiness;
+use crate::deploy::tools::ToolEnv;
+use crate::infra::InfraGuard;
 use crate::measure::{Aggregator, SummaryContext};
 use crate::plan::{PlannedBaseline, PlannedRun, RunPlan};
 use crate::record::ApiType;
@@ -149,9 +152,31 @@ pub async fn run_plan(
         HashMap::new()
     };
     let mut outcomes: Vec<RunOutcome> = Vec::new();
+    // The infrastructure step (LocalMinikube, LMCacheGKE): before the first baseline, torn down
+    // after the last one, also after a failure or Ctrl-C. `--start-from 2` uses what exists.
+    let infra_tools = ToolEnv::from_env(infra_log_path(opts, plan));
+    let mut infra_failed = false;
+    let mut guard: Option<InfraGuard> = None;
+    if opts.start_from == 1 && !plan.baselines.is_empty() {
+        match crate::infra::setup(&cfg.infra, &cfg.root, &infra_tools, cancel).await {
+            Ok(g) => guard = Some(g),
+            Err(e) => {
+                infra_failed = true;
+                let msg = format!(
+                    "infrastructure {} failed at {}: {e}",
+                    cfg.infra.location.as_str(),
+                    e.step()
+                );
+                tracing::error!("{msg}");
+                outcomes.extend(plan.runs.iter().map(|r| failed(r, msg.clone())));
+            }
+        }
+    } else if opts.start_from == 2 {
+        guard = Some(InfraGuard::existing(cfg.infra.location));
+    }
     if opts.start_from == 3 {
         outcomes = run_against_existing(cfg, plan, opts, cancel).await;
-    } else {
+    } else if !infra_failed {
         for pb in &plan.baselines {
             if cancel.is_cancelled() {
                 break;
@@ -169,7 +194,20 @@ pub async fn run_plan(
                 outcomes.extend(runs.iter().map(|r| resumed(r, &done[&r.index])));
                 continue;
             }
-            outcomes.extend(run_baseline(cfg, plan, pb, &runs, opts, &done, cancel).await);
+            outcomes.extend(
+                run_baseline(cfg, plan, pb, &runs, opts, &done, cancel, guard.as_ref()).await,
+            );
+        }
+    }
+    let mut teardown_failed = false;
+    if let Some(g) = guard {
+        if let Err(e) = g.teardown(&infra_tools).await {
+            teardown_failed = true;
+            tracing::error!(
+                "infrastructure {} teardown failed at {}: {e}",
+                cfg.infra.location.as_str(),
+                e.step()
+            );
         }
     }
     // Per suite: comparison JSON/PNG and report.html over this session's results.
@@ -215,11 +253,25 @@ pub async fn run_plan(
         || (outcomes.len() < plan.runs.len() && opts.start_from != 3)
         || upload_failed
         || report_failed
+        || teardown_failed
     {
         exit::RUN_FAILED
     } else {
         exit::OK
     }
+}
+
+/// Where the infrastructure step logs its commands: the first suite's `pod-logs/infra.log`.
+fn infra_log_path(opts: &RunOptions, plan: &RunPlan) -> PathBuf {
+    let suite = plan
+        .runs
+        .first()
+        .map(|r| r.suite.as_str())
+        .unwrap_or("infra");
+    opts.results_dir
+        .join(suite)
+        .join("pod-logs")
+        .join("infra.log")
 }
 
 fn resumed(run: &PlannedRun, path: &Path) -> RunOutcome {
@@ -373,6 +425,24 @@ fn launch_spec(
     }
 }
 
+/// A deployed baseline: a supervised local process group, or objects on a cluster reached
+/// through a port-forward.
+enum Engine {
+    Local(Box<LocalProcess>),
+    Cluster(Box<ClusterDeployment>),
+}
+
+impl Engine {
+    /// Why the engine is gone, if it is.
+    fn exit_reason(&mut self) -> Option<String> {
+        match self {
+            Engine::Local(p) => p.exit_reason(),
+            Engine::Cluster(c) => (!c.is_forwarding()).then(|| "the port-forward is gone".into()),
+        }
+    }
+}
+
+/// Deploy one baseline (local process group or cluster), run its planned runs, tear it down.
 #[allow(clippy::too_many_arguments)]
 async fn run_baseline(
     cfg: &LoadedConfig,
@@ -382,42 +452,58 @@ async fn run_baseline(
     opts: &RunOptions,
     done: &HashMap<usize, PathBuf>,
     cancel: &CancellationToken,
+    infra: Option<&InfraGuard>,
 ) -> Vec<RunOutcome> {
     let suite = &cfg.suites[pb.suite_idx];
     let b = &suite.baselines[pb.baseline_idx];
     let suite_dir = opts.results_dir.join(&suite.name);
-    let log_path = suite_dir
-        .join("pod-logs")
-        .join(format!("{}.log", pb.baseline_key));
+    let pod_logs = suite_dir.join("pod-logs");
+    let log_path = pod_logs.join(format!("{}.log", pb.baseline_key));
     tracing::info!(
         "deploying baseline {} ({})",
         pb.baseline_key,
         pb.baseline_type
     );
-    let spec = match launch_spec(cfg, b, &pb.baseline_key, log_path.clone(), opts.port) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("{e}");
-            return runs.iter().map(|r| failed(r, e.clone())).collect();
-        }
+    let fail_all = |msg: String| -> Vec<RunOutcome> {
+        tracing::error!("{msg}");
+        runs.iter().map(|r| failed(r, msg.clone())).collect()
     };
     if let Err(e) = readiness::wait_port_free(opts.port, PORT_FREE_TIMEOUT).await {
-        let msg = format!("cannot deploy {}: {e}", pb.baseline_key);
-        tracing::error!("{msg}");
-        return runs.iter().map(|r| failed(r, msg.clone())).collect();
+        return fail_all(format!("cannot deploy {}: {e}", pb.baseline_key));
     }
-    let mut proc = match LocalProcess::spawn(&spec) {
-        Ok(p) => p,
-        Err(e) => {
-            let msg = format!("cannot start {}: {e}", pb.baseline_key);
-            tracing::error!("{msg}");
-            return runs.iter().map(|r| failed(r, msg.clone())).collect();
-        }
-    };
     let base_url = format!("http://127.0.0.1:{}", opts.port);
-    let ready = tokio::select! {
-        r = readiness::wait_ready(&base_url, opts.ready_timeout, || proc.exit_reason()) => Some(r),
-        _ = cancel.cancelled() => None,
+    let cluster_opts = ClusterOptions {
+        context: infra.and_then(|g| g.kube_context()).map(str::to_owned),
+        ..ClusterOptions::new(opts.port, opts.ready_timeout)
+    };
+    let mut tools = ToolEnv::from_env(pod_logs.join("infra.log"));
+    if let Some(t) = &b.hf_token {
+        tools = tools.redacting(t.expose());
+    }
+    // Deploy. `ready` is None when interrupted.
+    let (mut engine, ready) = if is_cluster_kind(&b.kind) {
+        let mut c = Box::new(ClusterDeployment::new(&pb.baseline_key));
+        let r = c
+            .deploy(&b.kind, b.hf_token.as_ref(), &tools, &cluster_opts, cancel)
+            .await;
+        let r = if cancel.is_cancelled() { None } else { Some(r) };
+        (Engine::Cluster(c), r)
+    } else {
+        let spec = match launch_spec(cfg, b, &pb.baseline_key, log_path.clone(), opts.port) {
+            Ok(s) => s,
+            Err(e) => return fail_all(e),
+        };
+        let mut proc = match LocalProcess::spawn(&spec) {
+            Ok(p) => p,
+            Err(e) => return fail_all(format!("cannot start {}: {e}", pb.baseline_key)),
+        };
+        let r = tokio::select! {
+            r = readiness::wait_ready(&base_url, opts.ready_timeout, || proc.exit_reason()) => {
+                Some(r.map_err(|e| e.to_string()))
+            }
+            _ = cancel.cancelled() => None,
+        };
+        (Engine::Local(Box::new(proc)), r)
     };
     let mut outcomes = Vec::new();
     match ready {
@@ -437,7 +523,10 @@ async fn run_baseline(
                 "baseline {} ready in {:.1}s (log: {})",
                 pb.baseline_key,
                 info.elapsed.as_secs_f64(),
-                log_path.display()
+                match &engine {
+                    Engine::Local(_) => log_path.display().to_string(),
+                    Engine::Cluster(_) => pod_logs.display().to_string(),
+                }
             );
             let client = Client::new(ClientConfig {
                 base_url: base_url.clone(),
@@ -463,7 +552,7 @@ async fn run_baseline(
                             outcomes.push(resumed(run, path));
                             continue;
                         }
-                        if let Some(reason) = proc.exit_reason() {
+                        if let Some(reason) = engine.exit_reason() {
                             let msg = format!("the engine of {} exited: {reason}", pb.baseline_key);
                             tracing::error!("{msg}");
                             outcomes.push(failed(run, msg));
@@ -477,7 +566,7 @@ async fn run_baseline(
                         .await;
                         // An engine that died during the run: its records and result are kept
                         // (partial), but the run failed.
-                        if let Some(reason) = proc.exit_reason() {
+                        if let Some(reason) = engine.exit_reason() {
                             let msg = format!(
                                 "the engine of {} exited during the run: {reason}",
                                 pb.baseline_key
@@ -486,24 +575,45 @@ async fn run_baseline(
                             o.ok = false;
                             o.error = Some(msg);
                         }
+                        // LMBench's pod logs after every point: <pod>_<KEY>_<workload>_<qps>.log.
+                        if let Engine::Cluster(c) = &engine {
+                            let tag = format!(
+                                "{}_{}_{}",
+                                pb.baseline_key, run.workload_name, run.qps_label
+                            );
+                            c.collect_logs(&pod_logs, &tag).await;
+                        }
                         outcomes.push(o);
                     }
                 }
             }
         }
     }
-    match proc.teardown(TEARDOWN_GRACE).await {
-        Ok(rep) => tracing::info!(
-            "baseline {} torn down in {:.1}s{}",
-            pb.baseline_key,
-            rep.elapsed.as_secs_f64(),
-            if rep.needed_sigkill {
-                " (needed SIGKILL)"
-            } else {
-                ""
+    match &mut engine {
+        Engine::Local(proc) => match proc.teardown(TEARDOWN_GRACE).await {
+            Ok(rep) => tracing::info!(
+                "baseline {} torn down in {:.1}s{}",
+                pb.baseline_key,
+                rep.elapsed.as_secs_f64(),
+                if rep.needed_sigkill {
+                    " (needed SIGKILL)"
+                } else {
+                    ""
+                }
+            ),
+            Err(e) => tracing::error!("teardown of {} failed: {e}", pb.baseline_key),
+        },
+        Engine::Cluster(c) => {
+            // After a failed deployment, the pods' logs say why: collect them before removal.
+            if !outcomes.iter().any(|o| o.result_file.is_some()) {
+                c.collect_logs(&pod_logs, &format!("{}_deploy", pb.baseline_key))
+                    .await;
             }
-        ),
-        Err(e) => tracing::error!("teardown of {} failed: {e}", pb.baseline_key),
+            match c.teardown(&tools, &cluster_opts).await {
+                Ok(()) => tracing::info!("baseline {} torn down", pb.baseline_key),
+                Err(e) => tracing::error!("teardown of {} failed: {e}", pb.baseline_key),
+            }
+        }
     }
     if let Err(e) = readiness::wait_port_free(opts.port, PORT_FREE_TIMEOUT).await {
         tracing::error!("after teardown of {}: {e}", pb.baseline_key);

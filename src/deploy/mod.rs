@@ -6,6 +6,7 @@
 //! when the engine can take load (`GET /v1/models` lists a model) and when its port is free
 //! again for the next baseline.
 
+pub mod cluster;
 pub mod helm;
 pub mod k8s;
 pub mod local;

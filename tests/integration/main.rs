@@ -7,6 +7,7 @@ mod error_budget;
 mod fake_kube;
 mod infra;
 mod k8s_assets;
+mod k8s_e2e;
 mod multiturn;
 mod report;
 mod trace;
