@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use crate::fake_kube::{FakeKube, FakeKubeOptions};
-use crate::util::{free_port, lmbench, port_free, read_json, result_files};
+use crate::util::{free_port, port_free, read_json, result_files};
 
 const TOKEN: &str = "hf_e2eSecretToken123";
 const MODEL: &str = "router-model";
@@ -191,13 +191,21 @@ esac"#,
     }
 
     fn run_with(&self, env: &[(&str, &str)]) -> std::process::Output {
+        self.command(env).output().unwrap()
+    }
+
+    fn command(&self, env: &[(&str, &str)]) -> std::process::Command {
         let path = format!(
             "{}:{}",
             self.bin.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        lmbench()
-            .current_dir(self.root())
+        // As util::lmbench(), but a std Command so a test can spawn it and signal it.
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("lmbench"));
+        c.env_remove("RUST_BACKTRACE")
+            .env("RUST_LIB_BACKTRACE", "0")
+            .env("NO_COLOR", "1");
+        c.current_dir(self.root())
             .args(["run", "-c", "run-bench.yaml", "--results-dir", "results"])
             .args(["--ready-timeout", "10", "--request-timeout", "10"])
             .env("PATH", path)
@@ -214,9 +222,8 @@ esac"#,
                 "FAKE_HELM_RELEASE",
                 "default/deployments/vllm-deployment-router default/deployments/vllm-llama-deployment-vllm",
             )
-            .envs(env.iter().copied())
-            .output()
-            .unwrap()
+            .envs(env.iter().copied());
+        c
     }
 
     fn calls(&self) -> Vec<String> {
@@ -575,4 +582,61 @@ fn real_cluster_apply_wait_forward_logs_delete() {
             .unwrap();
         setup.delete_objects(&ns_obj).await.unwrap();
     });
+}
+
+#[test]
+fn pending_pods_are_reported_with_their_events_at_the_deadline() {
+    let s = Setup::new(
+        FakeKubeOptions {
+            pending_with_event: Some("deployment-vllm".into()),
+            ..Default::default()
+        },
+        DIRECT,
+    );
+    let out = s.run();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Pending"), "{err}");
+    assert!(err.contains("FailedScheduling"), "{err}");
+    assert!(err.contains("Insufficient nvidia.com/gpu"), "{err}");
+    assert!(s.fake.objects_of("Deployment").is_empty());
+    assert!(port_free(s.port));
+}
+
+#[test]
+fn ctrl_c_while_pods_start_tears_the_baseline_down_and_exits_130() {
+    let s = Setup::new(
+        FakeKubeOptions {
+            pending_with_event: Some("deployment-vllm".into()),
+            ..Default::default()
+        },
+        DIRECT,
+    );
+    let child = s
+        .command(&[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the manifests are applied and lmbench is waiting for the pods.
+    let t0 = std::time::Instant::now();
+    while s.fake.objects_of("Deployment").len() < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "never applied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", show(&out));
+    assert!(s.fake.objects_of("Deployment").is_empty(), "{}", show(&out));
+    assert!(s
+        .fake
+        .objects_of("Secret")
+        .iter()
+        .all(|o| o["metadata"]["name"] != "vllm-secrets"));
+    assert!(port_free(s.port));
 }
