@@ -264,6 +264,44 @@ esac"#,
     }
 }
 
+impl Setup {
+    /// The file names under results/k8s-e2e/pod-logs.
+    fn pod_logs(&self) -> Vec<String> {
+        std::fs::read_dir(self.root().join("results/k8s-e2e/pod-logs"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// After teardown: no Direct object left on the cluster, no token in any file lmbench
+    /// wrote, the local port free.
+    fn assert_torn_down(&self) {
+        assert!(self.fake.objects_of("Deployment").is_empty());
+        assert!(self
+            .fake
+            .objects_of("Secret")
+            .iter()
+            .all(|o| o["metadata"]["name"] != "vllm-secrets"));
+        self.assert_no_token_written();
+        assert!(port_free(self.port));
+    }
+}
+
+/// A Direct-ProductionStack run on a fake cluster with `opts` that must fail (exit 1) with
+/// every one of `expect` in its stderr, and leave nothing behind.
+fn failing_direct(opts: FakeKubeOptions, expect: &[&str]) -> Setup {
+    let s = Setup::new(opts, DIRECT);
+    let out = s.run();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for e in expect {
+        assert!(err.contains(e), "{e:?} not in:\n{err}");
+    }
+    s.assert_torn_down();
+    s
+}
+
 fn show(out: &std::process::Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -274,6 +312,7 @@ fn show(out: &std::process::Output) -> String {
 }
 
 const DIRECT: &str = "  - Direct-ProductionStack:\n      kubernetesConfigSelection: test/router.yaml\n      modelURL: router-model\n      hf_token: <YOUR_HF_TOKEN>\n";
+const LLMD: &str = "  - LLM-D:\n      configSelection: test.yaml\n      modelURL: router-model\n      apiType: chat\n      hf_token: <YOUR_HF_TOKEN>\n";
 const HELM: &str = "  - Helm-ProductionStack:\n      helmConfigSelection: test/values.yaml\n      modelURL: router-model\n      hf_token: <YOUR_HF_TOKEN>\n";
 
 #[test]
@@ -351,11 +390,7 @@ fn direct_production_stack_applies_waits_forwards_benchmarks_and_deletes() {
     s.assert_no_token_written();
 
     // Pod logs after the run, LMBench's names: <pod>_<KEY>_<workload>_<qps>.log.
-    let logs: Vec<String> = std::fs::read_dir(s.root().join("results/k8s-e2e/pod-logs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let logs = s.pod_logs();
     assert!(
         logs.iter()
             .any(|n| n.starts_with("vllm-deployment-router")
@@ -433,40 +468,21 @@ fn helm_production_stack_installs_with_a_private_values_copy_and_uninstalls() {
 
 #[test]
 fn a_crash_looping_engine_fails_the_baseline_and_everything_is_deleted() {
-    let s = Setup::new(
+    let s = failing_direct(
         FakeKubeOptions {
             crash: Some("deployment-vllm".into()),
             ..Default::default()
         },
-        DIRECT,
+        &["CrashLoopBackOff", "vllm-llama-deployment-vllm"],
     );
-    let out = s.run();
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("CrashLoopBackOff"), "{err}");
-    assert!(err.contains("vllm-llama-deployment-vllm"), "{err}");
-    // Nothing left on the cluster, the pods' descriptions kept, the port free.
-    assert!(s.fake.objects_of("Deployment").is_empty());
-    assert!(s
-        .fake
-        .objects_of("Secret")
-        .iter()
-        .all(|o| o["metadata"]["name"] != "vllm-secrets"));
-    let logs: Vec<String> = std::fs::read_dir(s.root().join("results/k8s-e2e/pod-logs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    // The pods' descriptions are kept from before the teardown.
+    let logs = s.pod_logs();
     assert!(
         logs.iter()
             .any(|n| n.contains("deployment-vllm") && n.ends_with("_deploy_describe.txt")),
         "{logs:?}"
     );
-    s.assert_no_token_written();
-    assert!(port_free(s.port));
 }
-
-const LLMD: &str = "  - LLM-D:\n      configSelection: test.yaml\n      modelURL: router-model\n      apiType: chat\n      hf_token: <YOUR_HF_TOKEN>\n";
 
 #[test]
 fn llm_d_gets_its_namespace_and_token_secret_then_helm_then_its_gateway_forwarded() {
@@ -586,21 +602,13 @@ fn real_cluster_apply_wait_forward_logs_delete() {
 
 #[test]
 fn pending_pods_are_reported_with_their_events_at_the_deadline() {
-    let s = Setup::new(
+    failing_direct(
         FakeKubeOptions {
             pending_with_event: Some("deployment-vllm".into()),
             ..Default::default()
         },
-        DIRECT,
+        &["Pending", "FailedScheduling", "Insufficient nvidia.com/gpu"],
     );
-    let out = s.run();
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Pending"), "{err}");
-    assert!(err.contains("FailedScheduling"), "{err}");
-    assert!(err.contains("Insufficient nvidia.com/gpu"), "{err}");
-    assert!(s.fake.objects_of("Deployment").is_empty());
-    assert!(port_free(s.port));
 }
 
 #[test]
@@ -632,11 +640,5 @@ fn ctrl_c_while_pods_start_tears_the_baseline_down_and_exits_130() {
     .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", show(&out));
-    assert!(s.fake.objects_of("Deployment").is_empty(), "{}", show(&out));
-    assert!(s
-        .fake
-        .objects_of("Secret")
-        .iter()
-        .all(|o| o["metadata"]["name"] != "vllm-secrets"));
-    assert!(port_free(s.port));
+    s.assert_torn_down();
 }
