@@ -11,17 +11,12 @@
 #        HF_TOKEN      read by SGLang to download the weights
 # Extra arguments are passed to the launcher.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_launch-common.sh"
 PORT="${LMBENCH_PORT:-30080}"
 MODEL="Qwen/Qwen3-32B"
-# The spec's modelURL is the name sent in every request; a different one would get 404s.
-if [ -n "${LMBENCH_MODEL:-}" ] && [ "$LMBENCH_MODEL" != "$MODEL" ]; then
-  echo "sglang/comparison-baseline.sh: serves $MODEL, but the spec's modelURL is $LMBENCH_MODEL" >&2
-  exit 2
-fi
-if ! python3 -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("sglang.launch_server") and u.find_spec("sglang_router.launch_server") else 1)' >/dev/null 2>&1; then
-  echo "sglang/comparison-baseline.sh: python3 cannot import sglang and sglang_router (pip install \"sglang[all]\" sglang-router)" >&2
-  exit 127
-fi
+serves_only "$MODEL"
+needs_python_modules "sglang and sglang_router" 'pip install "sglang[all]" sglang-router' \
+  sglang.launch_server sglang_router.launch_server
 exec python3 -m sglang_router.launch_server \
   --model-path "$MODEL" \
   --dp-size 4 --tp-size 2 \

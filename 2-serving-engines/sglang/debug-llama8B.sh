@@ -11,17 +11,11 @@
 #        HF_TOKEN      read by SGLang to download the weights
 # Extra arguments are passed to the server.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_launch-common.sh"
 PORT="${LMBENCH_PORT:-30080}"
 MODEL="meta-llama/Llama-3.1-8B-Instruct"
-# The spec's modelURL is the name sent in every request; a different one would get 404s.
-if [ -n "${LMBENCH_MODEL:-}" ] && [ "$LMBENCH_MODEL" != "$MODEL" ]; then
-  echo "sglang/debug-llama8B.sh: serves $MODEL, but the spec's modelURL is $LMBENCH_MODEL" >&2
-  exit 2
-fi
-if ! python3 -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("sglang.launch_server") else 1)' >/dev/null 2>&1; then
-  echo "sglang/debug-llama8B.sh: python3 cannot import sglang (pip install \"sglang[all]\")" >&2
-  exit 127
-fi
+serves_only "$MODEL"
+needs_python_modules sglang 'pip install "sglang[all]"' sglang.launch_server
 exec python3 -m sglang.launch_server \
   --model-path "$MODEL" \
   --context-length 32000 \

@@ -142,16 +142,21 @@ fn yaml_one(p: &Path) -> Value {
         .unwrap_or_else(|e| panic!("{} is not YAML: {e}", rel(p)))
 }
 
-/// `helm template` of `chart` with `values`: the rendered YAML, or helm's error output.
-fn helm_template(chart: &str, values: &Path) -> Result<String, String> {
-    let o = run(
+/// `helm <args> <chart> -f <values>`, with one of the stand-in charts under tests/fixtures.
+fn helm_with_values(args: &[&str], chart: &str, values: &Path) -> Output {
+    run(
         Command::new(tools().join("helm"))
-            .args(["template", "vllm"])
+            .args(args)
             .arg(repo().join("tests/fixtures/charts").join(chart))
             .arg("-f")
             .arg(values),
         Duration::from_secs(60),
-    );
+    )
+}
+
+/// `helm template` of `chart` with `values`: the rendered YAML, or helm's error output.
+fn helm_template(chart: &str, values: &Path) -> Result<String, String> {
+    let o = helm_with_values(&["template", "vllm"], chart, values);
     if o.status.success() {
         Ok(String::from_utf8(o.stdout).unwrap())
     } else {
@@ -160,14 +165,7 @@ fn helm_template(chart: &str, values: &Path) -> Result<String, String> {
 }
 
 fn helm_lint(chart: &str, values: &Path) {
-    let o = run(
-        Command::new(tools().join("helm"))
-            .args(["lint", "--strict"])
-            .arg(repo().join("tests/fixtures/charts").join(chart))
-            .arg("-f")
-            .arg(values),
-        Duration::from_secs(60),
-    );
+    let o = helm_with_values(&["lint", "--strict"], chart, values);
     assert!(
         o.status.success(),
         "helm lint of chart {chart} with {} failed:\n{}",
@@ -200,6 +198,36 @@ fn substituted(src: &Path, dir: &Path, subs: &[(&str, &str)]) -> PathBuf {
     let out = dir.join(src.file_name().unwrap());
     std::fs::write(&out, t).unwrap();
     out
+}
+
+/// `helm lint` and `helm template` of `chart` with `values`, then kubernetes-validate of what
+/// rendered (written to `tmp`); returns the rendered YAML. `what` names the values file.
+fn render_valid(chart: &str, values: &Path, tmp: &Path, what: &str) -> String {
+    helm_lint(chart, values);
+    let rendered = helm_template(chart, values)
+        .unwrap_or_else(|e| panic!("{what}: helm template failed:\n{e}"));
+    let out = tmp.join("rendered.yaml");
+    std::fs::write(&out, &rendered).unwrap();
+    if let Err(e) = kube_validate(&out) {
+        panic!("{what}: the rendered objects fail kubernetes-validate:\n{e}\n{rendered}");
+    }
+    rendered
+}
+
+/// `helm template` of `chart` with `values` (written to `tmp/name`), which must fail; returns
+/// helm's error output. `why` says what rendered when it should not have.
+fn render_error(chart: &str, tmp: &Path, name: &str, values: &str, why: &str) -> String {
+    let p = tmp.join(name);
+    std::fs::write(&p, values).unwrap();
+    helm_template(chart, &p).expect_err(why)
+}
+
+/// `text` without the lines that contain `needle`.
+fn without_lines(text: &str, needle: &str) -> String {
+    text.lines()
+        .filter(|l| !l.contains(needle))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 fn base64(s: &str) -> String {
@@ -335,6 +363,18 @@ fn flag<'a>(cmd: &'a [String], flag: &str) -> Option<&'a str> {
 }
 
 /// Rows of a README table whose first cell is a file name in backquotes: (file, cells).
+/// The router's `--k8s-label-selector` (`k=v,k=v`) as a map; `what` names the file.
+fn router_selector(router_cmd: &[String], what: &str) -> BTreeMap<String, String> {
+    flag(router_cmd, "--k8s-label-selector")
+        .unwrap_or_else(|| panic!("{what}: router has no --k8s-label-selector"))
+        .split(',')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
 fn readme_rows(readme: &Path) -> BTreeMap<String, Vec<String>> {
     read(readme)
         .lines()
@@ -403,14 +443,7 @@ fn helm_values_render_with_the_chart_shape_and_validate() {
         );
         let values = yaml_one(f);
         let copy = substituted(f, tmp.path(), &[("<YOUR_HF_TOKEN>", DUMMY_TOKEN)]);
-        helm_lint("production-stack", &copy);
-        let rendered = helm_template("production-stack", &copy)
-            .unwrap_or_else(|e| panic!("{what}: helm template failed:\n{e}"));
-        let out = tmp.path().join("rendered.yaml");
-        std::fs::write(&out, &rendered).unwrap();
-        if let Err(e) = kube_validate(&out) {
-            panic!("{what}: the rendered objects fail kubernetes-validate:\n{e}\n{rendered}");
-        }
+        let rendered = render_valid("production-stack", &copy, tmp.path(), &what);
         let docs = yaml_docs(&rendered, &what);
         assert_wiring(&docs, &what, &[]);
 
@@ -420,14 +453,7 @@ fn helm_values_render_with_the_chart_shape_and_validate() {
         assert_eq!(router["spec"]["ports"][0]["port"], 80, "{what}: {router}");
         assert_eq!(router["spec"]["ports"][0]["targetPort"], 8000, "{what}");
         let router_cmd = command_line(named(&docs, "Deployment", "vllm-deployment-router"));
-        let engine_selector: BTreeMap<String, String> = flag(&router_cmd, "--k8s-label-selector")
-            .unwrap_or_else(|| panic!("{what}: router has no --k8s-label-selector"))
-            .split(',')
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap();
-                (k.to_owned(), v.to_owned())
-            })
-            .collect();
+        let engine_selector = router_selector(&router_cmd, &what);
         let specs = values["servingEngineSpec"]["modelSpec"].as_array().unwrap();
         for m in specs {
             let name = m["name"].as_str().unwrap();
@@ -527,41 +553,33 @@ fn helm_readme_table_matches_the_values_files() {
 fn the_stand_in_chart_rejects_values_of_the_wrong_shape() {
     let tmp = tempfile::tempdir().unwrap();
     let good = read(&helm_dir().join("routing/1-session.yaml"));
-    let write = |name: &str, body: String| {
-        let p = tmp.path().join(name);
-        std::fs::write(&p, body).unwrap();
-        p
+    let rejected = |name: &str, values: &str, why: &str| {
+        render_error("production-stack", tmp.path(), name, values, why)
     };
     // A values file without modelURL: the error names the key and the entry.
-    let no_model: String = good
-        .lines()
-        .filter(|l| !l.contains("modelURL"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let err = helm_template("production-stack", &write("no-model.yaml", no_model))
-        .expect_err("a values file without modelURL rendered");
+    let err = rejected(
+        "no-model.yaml",
+        &without_lines(&good, "modelURL"),
+        "a values file without modelURL rendered",
+    );
     assert!(
         err.contains("servingEngineSpec.modelSpec[0].modelURL is required"),
         "{err}"
     );
     // A misspelt key, which the real chart would ignore.
     let typo = good.replace("enablePrefixCaching", "enablePrefixCashing");
-    let err = helm_template("production-stack", &write("typo.yaml", typo))
-        .expect_err("a misspelt key rendered");
+    let err = rejected("typo.yaml", &typo, "a misspelt key rendered");
     assert!(err.contains("enablePrefixCashing"), "{err}");
     // Session routing without the header to route on.
-    let no_key: String = good
-        .lines()
-        .filter(|l| !l.contains("sessionKey"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let err = helm_template("production-stack", &write("no-key.yaml", no_key))
-        .expect_err("session routing without sessionKey rendered");
+    let err = rejected(
+        "no-key.yaml",
+        &without_lines(&good, "sessionKey"),
+        "session routing without sessionKey rendered",
+    );
     assert!(err.contains("routerSpec.sessionKey is required"), "{err}");
     // A wrong type.
     let bad_len = good.replace("maxModelLen: 16384", "maxModelLen: \"long\"");
-    let err = helm_template("production-stack", &write("bad-len.yaml", bad_len))
-        .expect_err("a string maxModelLen rendered");
+    let err = rejected("bad-len.yaml", &bad_len, "a string maxModelLen rendered");
     assert!(err.contains("maxModelLen"), "{err}");
 }
 
@@ -632,14 +650,7 @@ fn direct_manifests_validate_and_are_wired() {
             .find(|d| d["spec"]["template"]["metadata"]["labels"]["app"] == "vllm-engine")
             .unwrap_or_else(|| panic!("{what}: no Deployment with pods app: vllm-engine"));
         let router_cmd = command_line(router);
-        let selector: BTreeMap<String, String> = flag(&router_cmd, "--k8s-label-selector")
-            .unwrap_or_else(|| panic!("{what}: router has no --k8s-label-selector"))
-            .split(',')
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap();
-                (k.to_owned(), v.to_owned())
-            })
-            .collect();
+        let selector = router_selector(&router_cmd, &what);
         let engine_pods = labels(engine.pointer("/spec/template/metadata/labels"));
         assert!(
             selects(&selector, &engine_pods),
@@ -722,14 +733,7 @@ fn llmd_values_render_with_the_chart_shape_and_validate() {
     for f in files(&dir, &["yaml", "yml"]) {
         let what = rel(&f);
         let values = yaml_one(&f);
-        helm_lint("llm-d", &f);
-        let rendered = helm_template("llm-d", &f)
-            .unwrap_or_else(|e| panic!("{what}: helm template failed:\n{e}"));
-        let out = tmp.path().join("rendered.yaml");
-        std::fs::write(&out, &rendered).unwrap();
-        if let Err(e) = kube_validate(&out) {
-            panic!("{what}: the rendered objects fail kubernetes-validate:\n{e}\n{rendered}");
-        }
+        let rendered = render_valid("llm-d", &f, tmp.path(), &what);
         let docs = yaml_docs(&rendered, &what);
         // The token Secret is created by the installer, outside the chart.
         let secret = s(&values, "/sampleApplication/model/auth/hfToken/name");
@@ -752,45 +756,32 @@ fn llmd_values_render_with_the_chart_shape_and_validate() {
     }
     // Shape errors name the key.
     let good = read(&dir.join("debug-deployment.yaml"));
-    let no_model = tmp.path().join("no-model.yaml");
-    std::fs::write(
-        &no_model,
-        good.lines()
-            .filter(|l| !l.contains("modelName"))
-            .map(|l| format!("{l}\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
-    let err = helm_template("llm-d", &no_model).expect_err("no modelName rendered");
+    let rejected =
+        |name: &str, values: &str, why: &str| render_error("llm-d", tmp.path(), name, values, why);
+    let err = rejected(
+        "no-model.yaml",
+        &without_lines(&good, "modelName"),
+        "no modelName rendered",
+    );
     assert!(
         err.contains("sampleApplication.model.modelName is required"),
         "{err}"
     );
-    let tp = tmp.path().join("tp.yaml");
-    std::fs::write(
-        &tp,
-        good.replace(
-            "- \"--max-model-len\"",
-            "- \"--tensor-parallel-size\"\n      - \"2\"\n      - \"--max-model-len\"",
-        ),
-    )
-    .unwrap();
-    let err = helm_template("llm-d", &tp).expect_err("TP 2 on 1 GPU rendered");
+    let tp = good.replace(
+        "- \"--max-model-len\"",
+        "- \"--tensor-parallel-size\"\n      - \"2\"\n      - \"--max-model-len\"",
+    );
+    let err = rejected("tp.yaml", &tp, "TP 2 on 1 GPU rendered");
     assert!(
         err.contains("--tensor-parallel-size 2 needs 2 GPUs"),
         "{err}"
     );
-    let kv = tmp.path().join("kv.yaml");
-    std::fs::write(
-        &kv,
-        good.replacen(
-            "name: ENABLE_KVCACHE_AWARE_SCORER\n        value: \"false\"",
-            "name: ENABLE_KVCACHE_AWARE_SCORER\n        value: \"true\"",
-            1,
-        ),
-    )
-    .unwrap();
-    let err = helm_template("llm-d", &kv).expect_err("KV scorer without Redis rendered");
+    let kv = good.replacen(
+        "name: ENABLE_KVCACHE_AWARE_SCORER\n        value: \"false\"",
+        "name: ENABLE_KVCACHE_AWARE_SCORER\n        value: \"true\"",
+        1,
+    );
+    let err = rejected("kv.yaml", &kv, "KV scorer without Redis rendered");
     assert!(err.contains("redis.enabled"), "{err}");
 }
 
@@ -837,6 +828,32 @@ fn device_plugin_manifests_validate() {
                 &labels(ds.pointer("/spec/template/metadata/labels"))
             ),
             "{what}: selector does not match the pod labels"
+        );
+    }
+}
+
+/// The module the RayServe launch scripts import their serving code from (not a launch script).
+const RAYSERVE_SHARED: &str = "rayserve/_serve_llm.py";
+
+/// The RayServe launch scripts: the folder's Python files but the shared module.
+fn rayserve_scripts() -> Vec<PathBuf> {
+    let shared = repo().join("2-serving-engines").join(RAYSERVE_SHARED);
+    let mut out = files(shared.parent().unwrap(), &["py"]);
+    out.retain(|f| *f != shared);
+    assert!(out.len() >= 2, "{out:?}");
+    out
+}
+
+/// A launch file (or what it sources) neither leaves processes behind nor installs packages.
+fn assert_no_background_or_install(what: &str, src: &str) {
+    for banned in ["nohup", "pkill", "killall", "disown"] {
+        assert!(!src.contains(banned), "{what} uses {banned}");
+    }
+    // Installing at run time would change what is measured from run to run.
+    for line in src.lines().map(str::trim_start) {
+        assert!(
+            !(line.starts_with("pip ") || line.contains("-m pip install")),
+            "{what} installs packages at run time: {line}"
         );
     }
 }
@@ -896,28 +913,31 @@ fn launch_scripts_parse_name_their_model_and_stay_in_the_foreground() {
         );
         assert!(o.status.success(), "py_compile {}:\n{}", rel(&f), text(&o));
     }
+    // What the launch files of a folder share (sourced or imported) is held to the same rules.
+    let shared = [e.join("sglang/_launch-common.sh"), e.join(RAYSERVE_SHARED)];
+    for f in &shared {
+        assert_no_background_or_install(&rel(f), &read(f));
+    }
     for (f, model) in launch_files() {
         let what = rel(&f);
         let src = read(&f);
         assert!(src.contains(model), "{what} does not name {model}");
-        for banned in ["nohup", "pkill", "killall", "disown"] {
-            assert!(!src.contains(banned), "{what} uses {banned}");
-        }
-        // Installing at run time would change what is measured from run to run.
-        for line in src.lines().map(str::trim_start) {
-            assert!(
-                !(line.starts_with("pip ") || line.contains("-m pip install")),
-                "{what} installs packages at run time: {line}"
-            );
-        }
+        assert_no_background_or_install(&what, &src);
         if f.extension().is_some_and(|x| x == "sh") {
             assert!(src.contains("${LMBENCH_PORT:-30080}"), "{what}: port");
             // The server replaces the shell, so stopping the process group stops it.
             assert!(src.contains("\nexec "), "{what} does not exec its server");
         } else if f.extension().is_some_and(|x| x == "py") {
-            assert!(src.contains("LMBENCH_PORT"), "{what}: port");
+            // The RayServe scripts serve through their shared module; the port and the
+            // foreground run are checked there.
             assert!(
-                src.contains("blocking=True"),
+                src.contains("from _serve_llm import serve"),
+                "{what} does not serve through {RAYSERVE_SHARED}"
+            );
+            let serving = read(&e.join(RAYSERVE_SHARED));
+            assert!(serving.contains("LMBENCH_PORT"), "{what}: port");
+            assert!(
+                serving.contains("blocking=True"),
                 "{what}: not in the foreground"
             );
         }
@@ -971,7 +991,7 @@ fn launch_scripts_refuse_a_spec_naming_another_model() {
             text(&o)
         );
     }
-    for f in files(&e.join("rayserve"), &["py"]) {
+    for f in rayserve_scripts() {
         let o = run(
             Command::new("python3")
                 .arg(&f)
