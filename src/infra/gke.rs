@@ -10,9 +10,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Ctx, InfraError};
+use super::{run_teardown, Ctx, InfraError};
 use crate::config::Infra;
-use crate::deploy::tools::{RunOpts, ToolEnv};
+use crate::deploy::tools::ToolEnv;
 
 /// The cluster's name.
 pub const CLUSTER: &str = "lm-bench";
@@ -400,28 +400,25 @@ async fn wait_for_nodes(
 
 async fn delete_cluster(tools: &ToolEnv, project: &str) -> Result<(), InfraError> {
     tracing::info!("deleting GKE cluster {CLUSTER}");
-    tools
-        .run(
-            "gcloud",
-            &[
-                "container",
-                "clusters",
-                "delete",
-                CLUSTER,
-                "--zone",
-                ZONE,
-                "--project",
-                project,
-                "--quiet",
-            ]
-            .map(String::from),
-            RunOpts::new().timeout(DELETE),
-        )
-        .await
-        .map_err(|source| InfraError::Tool {
-            step: "GKE teardown: delete cluster".into(),
-            source,
-        })?;
+    let args = [
+        "container",
+        "clusters",
+        "delete",
+        CLUSTER,
+        "--zone",
+        ZONE,
+        "--project",
+        project,
+        "--quiet",
+    ];
+    run_teardown(
+        tools,
+        "GKE teardown: delete cluster",
+        "gcloud",
+        &args,
+        DELETE,
+    )
+    .await?;
     Ok(())
 }
 
@@ -434,50 +431,34 @@ pub(super) async fn teardown(tools: &ToolEnv, project: &str) -> Result<(), Infra
         ),
     })?;
     let step = "GKE teardown: delete left-over disks";
-    let err = |source| InfraError::Tool {
-        step: step.into(),
-        source,
-    };
-    let out = tools
-        .run(
-            "gcloud",
-            &[
-                "compute".to_string(),
-                "disks".into(),
-                "list".into(),
-                "--project".into(),
-                project.into(),
-                format!("--filter=name~{CLUSTER} AND status=READY"),
-                "--format=value(name,zone.basename())".into(),
-            ],
-            RunOpts::new().timeout(SHORT),
-        )
-        .await
-        .map_err(err)?;
+    let filter = format!("--filter=name~{CLUSTER} AND status=READY");
+    let list = [
+        "compute",
+        "disks",
+        "list",
+        "--project",
+        project,
+        &filter,
+        "--format=value(name,zone.basename())",
+    ];
+    let out = run_teardown(tools, step, "gcloud", &list, SHORT).await?;
     for line in out.stdout.lines() {
         let mut parts = line.split_whitespace();
         let (Some(name), Some(zone)) = (parts.next(), parts.next()) else {
             continue;
         };
-        tools
-            .run(
-                "gcloud",
-                &[
-                    "compute",
-                    "disks",
-                    "delete",
-                    name,
-                    "--zone",
-                    zone,
-                    "--project",
-                    project,
-                    "--quiet",
-                ]
-                .map(String::from),
-                RunOpts::new().timeout(SHORT),
-            )
-            .await
-            .map_err(err)?;
+        let delete = [
+            "compute",
+            "disks",
+            "delete",
+            name,
+            "--zone",
+            zone,
+            "--project",
+            project,
+            "--quiet",
+        ];
+        run_teardown(tools, step, "gcloud", &delete, SHORT).await?;
     }
     Ok(())
 }

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Ctx, InfraError};
+use super::{run_teardown, Ctx, InfraError};
 use crate::deploy::tools::{RunOpts, ToolEnv};
 
 /// The kubeconfig context minikube creates.
@@ -256,16 +256,13 @@ pub(super) async fn teardown(tools: &ToolEnv, delete: bool) -> Result<(), InfraE
             .note("teardown: minikube cluster left running (LMBENCH_MINIKUBE_DELETE=1 deletes it)");
         return Ok(());
     }
-    tools
-        .run(
-            "minikube",
-            &["delete".to_string()],
-            RunOpts::new().timeout(DELETE),
-        )
-        .await
-        .map_err(|source| InfraError::Tool {
-            step: "minikube teardown: delete".into(),
-            source,
-        })?;
+    run_teardown(
+        tools,
+        "minikube teardown: delete",
+        "minikube",
+        &["delete"],
+        DELETE,
+    )
+    .await?;
     Ok(())
 }

@@ -286,11 +286,7 @@ impl Ctx<'_> {
         args: &[&str],
         opts: RunOpts,
     ) -> Result<ToolOutput, InfraError> {
-        self.check_cancel(step)?;
-        self.tools
-            .run(program, &strings(args), opts.cancel(self.cancel))
-            .await
-            .map_err(tool_err(step))
+        self.call(step, program, args, opts, true).await
     }
 
     /// Run a tool whose exit status is the answer.
@@ -301,15 +297,29 @@ impl Ctx<'_> {
         args: &[&str],
         timeout: Duration,
     ) -> Result<ToolOutput, InfraError> {
+        let opts = RunOpts::new().timeout(timeout);
+        self.call(step, program, args, opts, false).await
+    }
+
+    /// Run a tool unless interrupted already, and stop it on an interrupt; with
+    /// `must_succeed`, a non-zero exit is an error ([`ToolEnv::run`]), otherwise part of the
+    /// output ([`ToolEnv::output`]).
+    async fn call(
+        &self,
+        step: &str,
+        program: &str,
+        args: &[&str],
+        opts: RunOpts,
+        must_succeed: bool,
+    ) -> Result<ToolOutput, InfraError> {
         self.check_cancel(step)?;
-        self.tools
-            .output(
-                program,
-                &strings(args),
-                RunOpts::new().timeout(timeout).cancel(self.cancel),
-            )
-            .await
-            .map_err(tool_err(step))
+        let (args, opts) = (strings(args), opts.cancel(self.cancel));
+        let out = if must_succeed {
+            self.tools.run(program, &args, opts).await
+        } else {
+            self.tools.output(program, &args, opts).await
+        };
+        out.map_err(tool_err(step))
     }
 
     /// Sleep, unless interrupted.
@@ -319,6 +329,24 @@ impl Ctx<'_> {
             _ = self.cancel.cancelled() => Err(InfraError::Cancelled { step: step.into() }),
         }
     }
+}
+
+/// Run a tool that must succeed during teardown, which has no interrupt to honour (it is what
+/// runs after one); a failure is an error of `step`.
+async fn run_teardown(
+    tools: &ToolEnv,
+    step: &str,
+    program: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<ToolOutput, InfraError> {
+    tools
+        .run(program, &strings(args), RunOpts::new().timeout(timeout))
+        .await
+        .map_err(|source| InfraError::Tool {
+            step: step.into(),
+            source,
+        })
 }
 
 fn strings(args: &[&str]) -> Vec<String> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use lmbench::config::{Infra, Location};
 use lmbench::deploy::helm::{substituted_copy, Helm};
 use lmbench::deploy::tools::ToolEnv;
-use lmbench::infra::{setup, setup_with, InfraError, Waits};
+use lmbench::infra::{setup, setup_with, InfraError, InfraGuard, Waits};
 use tokio_util::sync::CancellationToken;
 
 struct Fakes {
@@ -101,6 +101,32 @@ impl Fakes {
             .to_string()
     }
 
+    /// Fakes with [`Fakes::minikube_tools`] in place.
+    fn for_minikube(with_gpu: bool) -> Self {
+        let f = Fakes::new();
+        f.minikube_tools(with_gpu);
+        f
+    }
+
+    /// Fakes with [`Fakes::gke_tools`] in place.
+    fn for_gke(kubectl: &str) -> Self {
+        let f = Fakes::new();
+        f.gke_tools(kubectl);
+        f
+    }
+
+    /// Set up `infra` against these fakes, without an interrupt.
+    async fn setup(&self, infra: Infra) -> Result<InfraGuard, InfraError> {
+        setup(&infra, &self.root, &self.tools(), &CancellationToken::new()).await
+    }
+
+    /// [`Fakes::setup`], expecting it to fail in `step`; returns the error.
+    async fn setup_fails(&self, infra: Infra, step: &str) -> InfraError {
+        let err = self.setup(infra).await.unwrap_err();
+        assert_eq!(err.step(), step, "{err}");
+        err
+    }
+
     /// The fakes a LocalMinikube set-up talks to. `minikube status` fails until
     /// `minikube start` ran (or `state/started` exists).
     fn minikube_tools(&self, with_gpu: bool) {
@@ -118,6 +144,30 @@ esac"#,
         if with_gpu {
             self.tool("nvidia-smi", "exit 0");
         }
+    }
+
+    /// After a failed GKE set-up: the last call deleted the cluster, and no call mentions
+    /// `not_reached` (a step after the one that failed).
+    fn assert_cluster_deleted_before(&self, not_reached: &str) {
+        let calls = self.calls();
+        assert_eq!(calls.last().unwrap(), GKE_DELETE, "{calls:?}");
+        assert!(!calls.iter().any(|c| c.contains(not_reached)), "{calls:?}");
+    }
+
+    /// The calls of a LocalMinikube set-up with GPUs, where `cluster` is the call that found
+    /// the cluster healthy or started it.
+    fn minikube_gpu_calls(&self, cluster: &str) -> Vec<String> {
+        vec![
+            "docker info --format {{.ServerVersion}}".to_string(),
+            "minikube status".into(),
+            cluster.into(),
+            "minikube update-context".into(),
+            format!(
+                "kubectl --context minikube apply -f {}",
+                self.plugin("local-minikube")
+            ),
+            GPU_QUERY.into(),
+        ]
     }
 
     /// The fakes a GKE set-up talks to; `kubectl` is given separately.
@@ -158,6 +208,16 @@ fn infra(location: Location, gpus: Option<u32>, vram: u32) -> Infra {
     }
 }
 
+/// The LocalMinikube infrastructure every minikube test sets up.
+fn minikube() -> Infra {
+    infra(Location::LocalMinikube, None, 40)
+}
+
+/// LMCacheGKE infrastructure with `gpus` A100s of `vram` GB.
+fn gke(gpus: u32, vram: u32) -> Infra {
+    infra(Location::LmcacheGke, Some(gpus), vram)
+}
+
 fn quick() -> Waits {
     Waits {
         poll: Duration::from_millis(20),
@@ -171,70 +231,29 @@ const GPU_QUERY: &str =
 
 #[tokio::test]
 async fn minikube_healthy_cluster_is_reused() {
-    let f = Fakes::new();
-    f.minikube_tools(true);
+    let f = Fakes::for_minikube(true);
     std::fs::write(f.state.join("started"), "").unwrap();
-    let tools = f.tools();
-    let guard = setup(
-        &infra(Location::LocalMinikube, None, 40),
-        &f.root,
-        &tools,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let guard = f.setup(minikube()).await.unwrap();
     assert_eq!(guard.kube_context(), Some("minikube"));
     assert!(guard.gpus());
     assert_eq!(
         f.calls(),
-        vec![
-            "docker info --format {{.ServerVersion}}".to_string(),
-            "minikube status".into(),
-            "kubectl --context minikube cluster-info --request-timeout=10s".into(),
-            "minikube update-context".into(),
-            format!(
-                "kubectl --context minikube apply -f {}",
-                f.plugin("local-minikube")
-            ),
-            GPU_QUERY.into(),
-        ]
+        f.minikube_gpu_calls("kubectl --context minikube cluster-info --request-timeout=10s")
     );
     assert!(f.log().contains("reusing it"), "{}", f.log());
 
     // Teardown keeps the cluster by default, and says so.
-    guard.teardown(&tools).await.unwrap();
+    guard.teardown(&f.tools()).await.unwrap();
     assert!(!f.calls().iter().any(|c| c.contains("delete")));
     assert!(f.log().contains("minikube cluster left running"));
 }
 
 #[tokio::test]
 async fn minikube_fresh_start_with_gpus() {
-    let f = Fakes::new();
-    f.minikube_tools(true);
-    let tools = f.tools();
-    let mut guard = setup(
-        &infra(Location::LocalMinikube, None, 40),
-        &f.root,
-        &tools,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let f = Fakes::for_minikube(true);
+    let mut guard = f.setup(minikube()).await.unwrap();
     assert!(guard.gpus());
-    assert_eq!(
-        f.calls(),
-        vec![
-            "docker info --format {{.ServerVersion}}".to_string(),
-            "minikube status".into(),
-            "minikube start --driver=docker --container-runtime=docker --gpus=all --memory=no-limit --cpus=no-limit".into(),
-            "minikube update-context".into(),
-            format!(
-                "kubectl --context minikube apply -f {}",
-                f.plugin("local-minikube")
-            ),
-            GPU_QUERY.into(),
-        ]
-    );
+    assert_eq!(f.calls(), f.minikube_gpu_calls("minikube start --driver=docker --container-runtime=docker --gpus=all --memory=no-limit --cpus=no-limit"));
     // The log has each command and the fake's output.
     let log = f.log();
     assert!(log.contains("$ minikube start --driver=docker"), "{log}");
@@ -244,23 +263,14 @@ async fn minikube_fresh_start_with_gpus() {
     );
 
     guard.set_delete_minikube(true);
-    guard.teardown(&tools).await.unwrap();
+    guard.teardown(&f.tools()).await.unwrap();
     assert_eq!(f.calls().last().unwrap(), "minikube delete");
 }
 
 #[tokio::test]
 async fn minikube_without_nvidia_smi_starts_without_gpus() {
-    let f = Fakes::new();
-    f.minikube_tools(false);
-    let tools = f.tools();
-    let guard = setup(
-        &infra(Location::LocalMinikube, None, 40),
-        &f.root,
-        &tools,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let f = Fakes::for_minikube(false);
+    let guard = f.setup(minikube()).await.unwrap();
     assert!(!guard.gpus());
     assert_eq!(
         f.calls(),
@@ -276,12 +286,11 @@ async fn minikube_without_nvidia_smi_starts_without_gpus() {
 
 #[tokio::test]
 async fn minikube_gpu_check_fails_when_no_node_reports_gpus() {
-    let f = Fakes::new();
-    f.minikube_tools(true);
+    let f = Fakes::for_minikube(true);
     f.tool("kubectl", "exit 0"); // allocatable is empty
     std::fs::write(f.state.join("started"), "").unwrap();
     let err = setup_with(
-        &infra(Location::LocalMinikube, None, 40),
+        &minikube(),
         &f.root,
         &f.tools(),
         &CancellationToken::new(),
@@ -306,8 +315,7 @@ async fn minikube_gpu_check_fails_when_no_node_reports_gpus() {
 
 #[tokio::test]
 async fn missing_tool_is_installed_by_its_script() {
-    let f = Fakes::new();
-    f.minikube_tools(false);
+    let f = Fakes::for_minikube(false);
     // kubectl is missing from the path; its install script copies it into the install dir.
     std::fs::remove_file(f.bin.join("kubectl")).unwrap();
     let staged = f.state.join("kubectl");
@@ -324,14 +332,7 @@ async fn missing_tool_is_installed_by_its_script() {
         ),
     );
     std::fs::write(f.state.join("started"), "").unwrap();
-    setup(
-        &infra(Location::LocalMinikube, None, 40),
-        &f.root,
-        &f.tools(),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    f.setup(minikube()).await.unwrap();
     let calls = f.calls();
     assert_eq!(
         calls[0],
@@ -347,15 +348,7 @@ async fn missing_tool_is_installed_by_its_script() {
 
     // helm missing and no install script: the error names the script.
     std::fs::remove_file(f.bin.join("helm")).unwrap();
-    let err = setup(
-        &infra(Location::LocalMinikube, None, 40),
-        &f.root,
-        &f.tools(),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.step(), "minikube: install helm");
+    let err = f.setup_fails(minikube(), "minikube: install helm").await;
     assert!(
         err.to_string().contains("install-helm.sh is missing"),
         "{err}"
@@ -364,18 +357,9 @@ async fn missing_tool_is_installed_by_its_script() {
 
 #[tokio::test]
 async fn minikube_without_docker_is_a_clear_error() {
-    let f = Fakes::new();
-    f.minikube_tools(true);
+    let f = Fakes::for_minikube(true);
     std::fs::remove_file(f.bin.join("docker")).unwrap();
-    let err = setup(
-        &infra(Location::LocalMinikube, None, 40),
-        &f.root,
-        &f.tools(),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.step(), "minikube: docker");
+    let err = f.setup_fails(minikube(), "minikube: docker").await;
     assert!(err.to_string().contains("install Docker Engine"), "{err}");
     assert!(f.calls().is_empty(), "{:?}", f.calls());
 }
@@ -389,19 +373,15 @@ fn gke_prefix() -> Vec<String> {
 
 const CTX: &str = "gke_proj_us-central1-a_lm-bench";
 
+/// How the fakes see the GKE cluster deleted: at teardown, and when set-up fails after
+/// creating it.
+const GKE_DELETE: &str =
+    "gcloud container clusters delete lm-bench --zone us-central1-a --project proj --quiet";
+
 #[tokio::test]
 async fn gke_happy_path_and_teardown() {
-    let f = Fakes::new();
-    f.gke_tools(KUBECTL_GKE);
-    let tools = f.tools();
-    let guard = setup(
-        &infra(Location::LmcacheGke, Some(4), 80),
-        &f.root,
-        &tools,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let f = Fakes::for_gke(KUBECTL_GKE);
+    let guard = f.setup(gke(4, 80)).await.unwrap();
     assert_eq!(guard.kube_context(), Some(CTX));
     let calls = f.calls();
     assert_eq!(calls[..2], gke_prefix()[..]);
@@ -437,11 +417,11 @@ async fn gke_happy_path_and_teardown() {
     );
 
     let before = calls.len();
-    guard.teardown(&tools).await.unwrap();
+    guard.teardown(&f.tools()).await.unwrap();
     assert_eq!(
         f.calls()[before..],
         [
-            "gcloud container clusters delete lm-bench --zone us-central1-a --project proj --quiet",
+            GKE_DELETE,
             "gcloud compute disks list --project proj --filter=name~lm-bench AND status=READY --format=value(name,zone.basename())",
             "gcloud compute disks delete gke-lm-bench-pvc-1 --zone us-central1-a --project proj --quiet",
         ][..]
@@ -450,17 +430,8 @@ async fn gke_happy_path_and_teardown() {
 
 #[tokio::test]
 async fn gke_40gb_uses_highgpu_machines_without_spot() {
-    let f = Fakes::new();
-    f.gke_tools(KUBECTL_GKE);
-    let tools = f.tools();
-    let guard = setup(
-        &infra(Location::LmcacheGke, Some(2), 40),
-        &f.root,
-        &tools,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let f = Fakes::for_gke(KUBECTL_GKE);
+    let guard = f.setup(gke(2, 40)).await.unwrap();
     let gpu_pool = f.calls()[3].clone();
     assert!(
         gpu_pool.contains("--machine-type a2-highgpu-2g"),
@@ -471,28 +442,19 @@ async fn gke_40gb_uses_highgpu_machines_without_spot() {
         "{gpu_pool}"
     );
     assert!(!gpu_pool.contains("--spot"), "{gpu_pool}");
-    guard.teardown(&tools).await.unwrap();
+    guard.teardown(&f.tools()).await.unwrap();
 }
 
 #[tokio::test]
 async fn gke_failure_after_create_deletes_the_cluster() {
-    let f = Fakes::new();
-    f.gke_tools(
+    let f = Fakes::for_gke(
         r#"case "$*" in
   *"get nodes -o name"*) echo node/gke-lm-bench-gpu-pool-1; echo node/gke-lm-bench-cpu-pool-1;;
   *label*) echo 'Error from server (Forbidden): nodes "gke-lm-bench-gpu-pool-1" is forbidden' >&2; exit 1;;
 esac
 exit 0"#,
     );
-    let err = setup(
-        &infra(Location::LmcacheGke, Some(4), 80),
-        &f.root,
-        &f.tools(),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.step(), "GKE: label nodes");
+    let err = f.setup_fails(gke(4, 80), "GKE: label nodes").await;
     assert!(matches!(err, InfraError::RolledBack { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(
@@ -502,19 +464,13 @@ exit 0"#,
     assert!(msg.contains("is forbidden"), "{msg}");
     assert!(msg.contains("exit status: 1"), "{msg}");
     assert!(msg.contains("cluster lm-bench was deleted again"), "{msg}");
-    let calls = f.calls();
-    assert_eq!(
-        calls.last().unwrap(),
-        "gcloud container clusters delete lm-bench --zone us-central1-a --project proj --quiet"
-    );
     // No device plugin after the failed step.
-    assert!(!calls.iter().any(|c| c.contains("apply")), "{calls:?}");
+    f.assert_cluster_deleted_before("apply");
 }
 
 #[tokio::test]
 async fn gke_interrupt_during_create_deletes_the_cluster() {
-    let f = Fakes::new();
-    f.gke_tools(KUBECTL_GKE);
+    let f = Fakes::for_gke(KUBECTL_GKE);
     std::fs::write(f.state.join("slow-create"), "").unwrap();
     let cancel = CancellationToken::new();
     let c = cancel.clone();
@@ -523,14 +479,9 @@ async fn gke_interrupt_during_create_deletes_the_cluster() {
         c.cancel();
     });
     let start = std::time::Instant::now();
-    let err = setup(
-        &infra(Location::LmcacheGke, Some(1), 80),
-        &f.root,
-        &f.tools(),
-        &cancel,
-    )
-    .await
-    .unwrap_err();
+    let err = setup(&gke(1, 80), &f.root, &f.tools(), &cancel)
+        .await
+        .unwrap_err();
     assert!(
         start.elapsed() < Duration::from_secs(20),
         "{:?}",
@@ -538,28 +489,16 @@ async fn gke_interrupt_during_create_deletes_the_cluster() {
     );
     assert!(err.is_cancelled(), "{err:?}");
     assert_eq!(err.step(), "GKE: create cluster");
-    let calls = f.calls();
-    assert_eq!(
-        calls.last().unwrap(),
-        "gcloud container clusters delete lm-bench --zone us-central1-a --project proj --quiet"
-    );
-    assert!(!calls.iter().any(|c| c.contains("node-pools")), "{calls:?}");
+    f.assert_cluster_deleted_before("node-pools");
 }
 
 #[tokio::test]
 async fn gke_existing_cluster_is_an_error_and_nothing_is_created() {
-    let f = Fakes::new();
-    f.gke_tools(KUBECTL_GKE);
+    let f = Fakes::for_gke(KUBECTL_GKE);
     std::fs::write(f.state.join("existing"), "").unwrap();
-    let err = setup(
-        &infra(Location::LmcacheGke, Some(4), 80),
-        &f.root,
-        &f.tools(),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.step(), "GKE: look for an existing cluster");
+    let err = f
+        .setup_fails(gke(4, 80), "GKE: look for an existing cluster")
+        .await;
     let msg = err.to_string();
     assert!(msg.contains("`lm-bench` already exists"), "{msg}");
     assert!(
@@ -574,15 +513,7 @@ async fn gke_without_project_is_an_error() {
     let f = Fakes::new();
     f.tool("gcloud", "echo '(unset)' >&2; exit 0");
     f.tool("kubectl", "exit 0");
-    let err = setup(
-        &infra(Location::LmcacheGke, Some(1), 40),
-        &f.root,
-        &f.tools(),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.step(), "GKE: read the project");
+    let err = f.setup_fails(gke(1, 40), "GKE: read the project").await;
     assert!(
         err.to_string().contains("gcloud config set project"),
         "{err}"

@@ -21,8 +21,6 @@ use super::*;
 // The mock API server
 // ---------------------------------------------------------------------------------------------
 
-type Handle = mock::Handle<Request<Body>, Response<Body>>;
-
 /// One request as the mock saw it (query percent-decoded).
 #[derive(Clone, Debug)]
 struct Seen {
@@ -64,6 +62,20 @@ fn status(code: u16, reason: &str, message: &str) -> Reply {
     )
 }
 
+/// The API server's answer for a group/version or kind it does not serve.
+fn not_served() -> Reply {
+    status(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
+/// The API server's answer to a DELETE it carried out.
+fn deleted() -> Reply {
+    ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
+}
+
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::new();
@@ -81,22 +93,16 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-/// A [`Kube`] on namespace `bench` whose requests go to the returned handle.
-fn mock_kube() -> (Kube, Handle) {
-    let (svc, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(svc, "bench");
-    (
-        Kube::new(client, "bench").with_poll_interval(Duration::from_millis(1)),
-        handle,
-    )
-}
-
-/// Answer every request with `answer` until the client is dropped; the requests seen.
-fn serve<F>(mut handle: Handle, mut answer: F) -> JoinHandle<Vec<Seen>>
+/// A [`Kube`] on namespace `bench` whose requests the mock answers with `answer` until the
+/// client is dropped; the task returns the requests seen (see [`finish`]).
+fn serve<F>(mut answer: F) -> (Kube, JoinHandle<Vec<Seen>>)
 where
     F: FnMut(&Seen) -> Reply + Send + 'static,
 {
-    tokio::spawn(async move {
+    let (svc, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(svc, "bench");
+    let kube = Kube::new(client, "bench").with_poll_interval(Duration::from_millis(1));
+    let server = tokio::spawn(async move {
         let mut seen = Vec::new();
         while let Some((req, send)) = handle.next_request().await {
             let (parts, body) = req.into_parts();
@@ -128,7 +134,8 @@ where
             );
         }
         seen
-    })
+    });
+    (kube, server)
 }
 
 /// Drop the client and collect what the mock saw.
@@ -234,6 +241,22 @@ fn echo(s: &Seen) -> Reply {
     Reply(200, s.body.clone())
 }
 
+/// Apply `yaml` (read from `file`) against the mock, which answers with `answer` or, where
+/// that has nothing to say, like the API server to an apply ([`echo`]); the result and the
+/// requests seen.
+async fn apply_against<F>(
+    yaml: &str,
+    file: &str,
+    mut answer: F,
+) -> (Result<Vec<AppliedObject>, K8sError>, Vec<Seen>)
+where
+    F: FnMut(&Seen) -> Option<Reply> + Send + 'static,
+{
+    let (kube, server) = serve(move |s| answer(s).unwrap_or_else(|| echo(s)));
+    let applied = kube.apply_manifests(yaml, Path::new(file)).await;
+    (applied, finish(kube, server).await)
+}
+
 fn pod_json(name: &str, phase: &str, ready: bool, waiting: Option<(&str, &str)>) -> Value {
     let mut status = json!({
         "phase": phase,
@@ -278,16 +301,35 @@ fn event_list(events: Vec<Value>) -> Value {
 
 const UNSCHEDULABLE: &str = "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.";
 
+/// The events of a pod `vllm-0` that cannot be scheduled.
+fn unschedulable_events() -> Value {
+    event_list(vec![event(
+        "vllm-0",
+        "FailedScheduling",
+        UNSCHEDULABLE,
+        "2025-01-01T00:00:00Z",
+    )])
+}
+
 fn pod(v: Value) -> Pod {
     serde_json::from_value(v).unwrap()
 }
 
-fn fast_wait(deadline_ms: u64, max_bad_checks: u32) -> WaitOptions {
-    WaitOptions {
+/// `kube.wait_pods_ready` for `selector`, polling every 2 ms for at most `deadline_ms`, and
+/// giving up after `max_bad_checks` checks in a row that find a container stuck.
+async fn wait_fast(
+    kube: &Kube,
+    selector: Option<&str>,
+    deadline_ms: u64,
+    max_bad_checks: u32,
+) -> Result<ReadyReport, K8sError> {
+    let opts = WaitOptions {
         deadline: Duration::from_millis(deadline_ms),
         poll: Duration::from_millis(2),
         max_bad_checks,
-    }
+    };
+    kube.wait_pods_ready(selector, opts, &CancellationToken::new())
+        .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,22 +411,31 @@ fn lists_are_expanded_and_objects_checked() {
             .unwrap_err()
             .to_string()
     };
-    let e = check("apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: x-}\n");
-    assert!(
-        e.contains("document 1 (line 1): ConfigMap has no `metadata.name`"),
-        "{e}"
-    );
-    let e = check("kind: ConfigMap\nmetadata: {name: a}\n");
-    assert!(e.contains("missing `apiVersion`"), "{e}");
-    let e = check("---\n- a\n- b\n");
-    assert!(
-        e.contains("document 1 (line 1): expected a Kubernetes object"),
-        "{e}"
-    );
-    let e = check("apiVersion: a/b/c\nkind: X\nmetadata: {name: n}\n");
-    assert!(e.contains("apiVersion `a/b/c`"), "{e}");
-    let e = check("apiVersion: v1\nkind: List\nitems:\n  - {apiVersion: v1, kind: Pod}\n");
-    assert!(e.contains("document 1 (line 1), item 1: Pod has no"), "{e}");
+    for (yaml, want) in [
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: x-}\n",
+            "document 1 (line 1): ConfigMap has no `metadata.name`",
+        ),
+        (
+            "kind: ConfigMap\nmetadata: {name: a}\n",
+            "missing `apiVersion`",
+        ),
+        (
+            "---\n- a\n- b\n",
+            "document 1 (line 1): expected a Kubernetes object",
+        ),
+        (
+            "apiVersion: a/b/c\nkind: X\nmetadata: {name: n}\n",
+            "apiVersion `a/b/c`",
+        ),
+        (
+            "apiVersion: v1\nkind: List\nitems:\n  - {apiVersion: v1, kind: Pod}\n",
+            "document 1 (line 1), item 1: Pod has no",
+        ),
+    ] {
+        let e = check(yaml);
+        assert!(e.contains(want), "{e}");
+    }
 }
 
 #[test]
@@ -409,19 +460,11 @@ fn builtin_kinds_resolve_without_the_cluster() {
 
 #[tokio::test]
 async fn apply_patches_every_object_with_server_side_apply() {
-    let (kube, handle) = mock_kube();
-    let server = serve(handle, |s| {
-        if s.method == "GET" && s.path == "/apis/example.com/v1" {
-            ok(foo_resources(true))
-        } else {
-            echo(s)
-        }
-    });
-    let applied = kube
-        .apply_manifests(&manifest(), Path::new("stack.yaml"))
-        .await
-        .unwrap();
-    let seen = finish(kube, server).await;
+    let (applied, seen) = apply_against(&manifest(), "stack.yaml", |s| {
+        (s.method == "GET" && s.path == "/apis/example.com/v1").then(|| ok(foo_resources(true)))
+    })
+    .await;
+    let applied = applied.unwrap();
     assert_eq!(
         lines(&seen),
         vec![
@@ -472,23 +515,17 @@ async fn apply_patches_every_object_with_server_side_apply() {
 
 #[tokio::test]
 async fn a_refused_document_names_file_document_object_and_api_message() {
-    let (kube, handle) = mock_kube();
-    let server = serve(handle, |s| {
-        if s.path.ends_with("/deployments/vllm") {
+    let (applied, seen) = apply_against(&manifest(), "/specs/stack.yaml", |s| {
+        s.path.ends_with("/deployments/vllm").then(|| {
             status(
                 422,
                 "Invalid",
                 "Deployment.apps \"vllm\" is invalid: spec.template.spec.containers[0].image: Required value",
             )
-        } else {
-            echo(s)
-        }
-    });
-    let err = kube
-        .apply_manifests(&manifest(), Path::new("/specs/stack.yaml"))
-        .await
-        .unwrap_err();
-    let seen = finish(kube, server).await;
+        })
+    })
+    .await;
+    let err = applied.unwrap_err();
     assert_eq!(seen.len(), 3, "stops at the refused document");
     let msg = err.to_string();
     assert!(
@@ -510,25 +547,11 @@ async fn a_refused_document_names_file_document_object_and_api_message() {
 
 #[tokio::test]
 async fn an_unknown_kind_fails_without_retrying() {
-    let (kube, handle) = mock_kube();
-    let server = serve(handle, |s| {
-        if s.method == "GET" {
-            status(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            )
-        } else {
-            echo(s)
-        }
-    });
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n\
                 apiVersion: example.com/v1\nkind: Foo\nmetadata: {name: f}\n";
-    let err = kube
-        .apply_manifests(yaml, Path::new("f.yaml"))
-        .await
-        .unwrap_err();
-    let seen = finish(kube, server).await;
+    let (applied, seen) =
+        apply_against(yaml, "f.yaml", |s| (s.method == "GET").then(not_served)).await;
+    let err = applied.unwrap_err();
     assert_eq!(
         lines(&seen),
         vec![
@@ -548,34 +571,24 @@ async fn an_unknown_kind_fails_without_retrying() {
 
 #[tokio::test]
 async fn a_custom_kind_after_its_crd_is_discovered_once_served() {
-    let (kube, handle) = mock_kube();
-    let mut discovery_calls = 0;
-    let server = serve(handle, move |s| {
-        if s.method == "GET" {
-            discovery_calls += 1;
-            // The new kind is served from the third discovery on.
-            if discovery_calls < 3 {
-                status(
-                    404,
-                    "NotFound",
-                    "the server could not find the requested resource",
-                )
-            } else {
-                ok(foo_resources(false))
-            }
-        } else {
-            echo(s)
-        }
-    });
     let yaml = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
                 metadata: {name: foos.example.com}\n---\n\
                 apiVersion: example.com/v1\nkind: Foo\nmetadata: {name: f, namespace: x}\n---\n\
                 apiVersion: example.com/v1\nkind: Foo\nmetadata: {name: g}\n";
-    let applied = kube
-        .apply_manifests(yaml, Path::new("crd.yaml"))
-        .await
-        .unwrap();
-    let seen = finish(kube, server).await;
+    let mut discovery_calls = 0;
+    let (applied, seen) = apply_against(yaml, "crd.yaml", move |s| {
+        (s.method == "GET").then(|| {
+            discovery_calls += 1;
+            // The new kind is served from the third discovery on.
+            if discovery_calls < 3 {
+                not_served()
+            } else {
+                ok(foo_resources(false))
+            }
+        })
+    })
+    .await;
+    let applied = applied.unwrap();
     assert_eq!(
         lines(&seen),
         vec![
@@ -612,8 +625,7 @@ fn applied_fixture() -> Vec<AppliedObject> {
 
 #[tokio::test]
 async fn delete_goes_in_reverse_order_and_accepts_gone_objects() {
-    let (kube, handle) = mock_kube();
-    let server = serve(handle, |s| {
+    let (kube, server) = serve(|s| {
         if s.path.contains("/services/") {
             status(
                 404,
@@ -621,7 +633,7 @@ async fn delete_goes_in_reverse_order_and_accepts_gone_objects() {
                 "services \"vllm-router-service\" not found",
             )
         } else {
-            ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
+            deleted()
         }
     });
     kube.delete_objects(&applied_fixture()).await.unwrap();
@@ -646,12 +658,11 @@ async fn delete_goes_in_reverse_order_and_accepts_gone_objects() {
 
 #[tokio::test]
 async fn delete_tries_every_object_and_reports_failures() {
-    let (kube, handle) = mock_kube();
-    let server = serve(handle, |s| {
+    let (kube, server) = serve(|s| {
         if s.path.contains("/deployments/") {
             status(403, "Forbidden", "deployments.apps \"vllm\" is forbidden")
         } else {
-            ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}))
+            deleted()
         }
     });
     let err = kube.delete_objects(&applied_fixture()).await.unwrap_err();
@@ -741,9 +752,8 @@ fn events_are_listed_oldest_first_and_capped() {
 
 #[tokio::test]
 async fn wait_reports_pending_events_then_succeeds_when_ready() {
-    let (kube, handle) = mock_kube();
     let mut polls = 0;
-    let server = serve(handle, move |s| {
+    let (kube, server) = serve(move |s| {
         if s.path == "/api/v1/namespaces/bench/pods" {
             polls += 1;
             if polls == 1 {
@@ -752,22 +762,10 @@ async fn wait_reports_pending_events_then_succeeds_when_ready() {
                 ok(pod_list(vec![pod_json("vllm-0", "Running", true, None)]))
             }
         } else {
-            ok(event_list(vec![event(
-                "vllm-0",
-                "FailedScheduling",
-                UNSCHEDULABLE,
-                "2025-01-01T00:00:00Z",
-            )]))
+            ok(unschedulable_events())
         }
     });
-    let report = kube
-        .wait_pods_ready(
-            Some("app=vllm"),
-            fast_wait(10_000, 6),
-            &CancellationToken::new(),
-        )
-        .await
-        .unwrap();
+    let report = wait_fast(&kube, Some("app=vllm"), 10_000, 6).await.unwrap();
     let seen = finish(kube, server).await;
     assert_eq!(report.pods, vec!["vllm-0"]);
     assert_eq!(
@@ -794,26 +792,17 @@ async fn wait_reports_pending_events_then_succeeds_when_ready() {
 
 #[tokio::test]
 async fn wait_deadline_lists_pending_pods_with_their_events() {
-    let (kube, handle) = mock_kube();
-    let server = serve(handle, |s| {
+    let (kube, server) = serve(|s| {
         if s.path.ends_with("/pods") {
             ok(pod_list(vec![
                 pod_json("vllm-0", "Pending", false, None),
                 pod_json("router-0", "Running", true, None),
             ]))
         } else {
-            ok(event_list(vec![event(
-                "vllm-0",
-                "FailedScheduling",
-                UNSCHEDULABLE,
-                "2025-01-01T00:00:00Z",
-            )]))
+            ok(unschedulable_events())
         }
     });
-    let err = kube
-        .wait_pods_ready(None, fast_wait(30, 1000), &CancellationToken::new())
-        .await
-        .unwrap_err();
+    let err = wait_fast(&kube, None, 30, 1000).await.unwrap_err();
     finish(kube, server).await;
     let msg = err.to_string();
     assert!(matches!(err, K8sError::PodsNotReady { .. }), "{msg}");
@@ -833,8 +822,7 @@ async fn wait_deadline_lists_pending_pods_with_their_events() {
 
 #[tokio::test]
 async fn wait_gives_up_early_on_a_crash_loop() {
-    let (kube, handle) = mock_kube();
-    let server = serve(handle, |_| {
+    let (kube, server) = serve(|_| {
         ok(pod_list(vec![pod_json(
             "vllm-0",
             "Running",
@@ -845,10 +833,7 @@ async fn wait_gives_up_early_on_a_crash_loop() {
             )),
         )]))
     });
-    let err = kube
-        .wait_pods_ready(None, fast_wait(60_000, 3), &CancellationToken::new())
-        .await
-        .unwrap_err();
+    let err = wait_fast(&kube, None, 60_000, 3).await.unwrap_err();
     let seen = finish(kube, server).await;
     assert_eq!(
         seen.len(),
@@ -864,9 +849,8 @@ async fn wait_gives_up_early_on_a_crash_loop() {
 
 #[tokio::test]
 async fn a_crash_loop_that_recovers_resets_the_count() {
-    let (kube, handle) = mock_kube();
     let mut polls = 0;
-    let server = serve(handle, move |_| {
+    let (kube, server) = serve(move |_| {
         polls += 1;
         let p = match polls {
             1 | 2 | 4 | 5 => pod_json("vllm-0", "Running", false, Some(("CrashLoopBackOff", "x"))),
@@ -875,10 +859,7 @@ async fn a_crash_loop_that_recovers_resets_the_count() {
         };
         ok(pod_list(vec![p]))
     });
-    let report = kube
-        .wait_pods_ready(None, fast_wait(60_000, 3), &CancellationToken::new())
-        .await
-        .unwrap();
+    let report = wait_fast(&kube, None, 60_000, 3).await.unwrap();
     let seen = finish(kube, server).await;
     assert_eq!(seen.len(), 6);
     assert_eq!(report.pods, vec!["vllm-0"]);
@@ -886,10 +867,7 @@ async fn a_crash_loop_that_recovers_resets_the_count() {
 
 #[tokio::test]
 async fn wait_stops_when_cancelled() {
-    let (kube, handle) = mock_kube();
-    let server = serve(handle, |_| {
-        ok(pod_list(vec![pod_json("vllm-0", "Pending", false, None)]))
-    });
+    let (kube, server) = serve(|_| ok(pod_list(vec![pod_json("vllm-0", "Pending", false, None)])));
     let cancel = CancellationToken::new();
     let trigger = cancel.clone();
     tokio::spawn(async move {
@@ -910,9 +888,8 @@ async fn wait_stops_when_cancelled() {
 
 #[tokio::test]
 async fn wait_pods_gone_polls_until_empty_or_lists_survivors() {
-    let (kube, handle) = mock_kube();
     let mut polls = 0;
-    let server = serve(handle, move |_| {
+    let (kube, server) = serve(move |_| {
         polls += 1;
         if polls < 3 {
             ok(pod_list(vec![pod_json("vllm-0", "Running", true, None)]))
@@ -927,8 +904,7 @@ async fn wait_pods_gone_polls_until_empty_or_lists_survivors() {
     assert_eq!(seen.len(), 3);
     assert!(seen[0].query.contains("labelSelector=app=vllm"));
 
-    let (kube, handle) = mock_kube();
-    let server = serve(handle, |_| {
+    let (kube, server) = serve(|_| {
         let mut p = pod_json("vllm-0", "Running", true, None);
         p["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
         ok(pod_list(vec![p]))
@@ -969,8 +945,7 @@ fn two_container_pod() -> Value {
 
 #[tokio::test]
 async fn collect_logs_writes_logs_previous_logs_and_descriptions() {
-    let (kube, handle) = mock_kube();
-    let server = serve(handle, |s| {
+    let (kube, server) = serve(|s| {
         let previous = s.query.contains("previous=true");
         match (s.path.as_str(), previous) {
             ("/api/v1/namespaces/bench/pods", _) => ok(pod_list(vec![
@@ -1184,8 +1159,7 @@ fn a_ready_pod_and_its_named_port_are_picked() {
 
 #[tokio::test]
 async fn port_forward_resolution_failures_are_reported_before_binding() {
-    let (kube, handle) = mock_kube();
-    let server = serve(handle, |s| {
+    let (kube, server) = serve(|s| {
         if s.path.ends_with("/services/missing") {
             status(404, "NotFound", "services \"missing\" not found")
         } else if s.path.contains("/services/") {
@@ -1226,8 +1200,7 @@ async fn port_forward_resolution_failures_are_reported_before_binding() {
 async fn port_forward_refuses_a_taken_port() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let (kube, handle) = mock_kube();
-    let server = serve(handle, |s| {
+    let (kube, server) = serve(|s| {
         if s.path.contains("/services/") {
             ok(serde_json::to_value(service(Some(json!("http")))).unwrap())
         } else {

@@ -73,9 +73,9 @@ const VERBS: [&str; 8] = [
     "watch",
 ];
 
+/// A resource of `group`/v1 without subresources or short names.
 const fn res(
     group: &'static str,
-    version: &'static str,
     kind: &'static str,
     plural: &'static str,
     singular: &'static str,
@@ -83,7 +83,7 @@ const fn res(
 ) -> Resource {
     Resource {
         group,
-        version,
+        version: "v1",
         kind,
         plural,
         singular,
@@ -93,119 +93,67 @@ const fn res(
     }
 }
 
+impl Resource {
+    /// With these subresources.
+    const fn subresources(self, subresources: &'static [&'static str]) -> Resource {
+        Resource {
+            subresources,
+            ..self
+        }
+    }
+
+    /// With these short names.
+    const fn short(self, short_names: &'static [&'static str]) -> Resource {
+        Resource {
+            short_names,
+            ..self
+        }
+    }
+}
+
 /// Every resource type the fake serves. `example.com/v1` `Foo` stands for a custom resource.
 pub static RESOURCES: &[Resource] = &[
-    Resource {
-        subresources: &["log", "portforward"],
-        short_names: &["po"],
-        ..res("", "v1", "Pod", "pods", "pod", true)
-    },
-    Resource {
-        short_names: &["svc"],
-        ..res("", "v1", "Service", "services", "service", true)
-    },
-    Resource {
-        short_names: &["ep"],
-        ..res("", "v1", "Endpoints", "endpoints", "endpoints", true)
-    },
-    res("", "v1", "Secret", "secrets", "secret", true),
-    Resource {
-        short_names: &["cm"],
-        ..res("", "v1", "ConfigMap", "configmaps", "configmap", true)
-    },
-    Resource {
-        short_names: &["sa"],
-        ..res(
-            "",
-            "v1",
-            "ServiceAccount",
-            "serviceaccounts",
-            "serviceaccount",
-            true,
-        )
-    },
-    Resource {
-        short_names: &["pvc"],
-        ..res(
-            "",
-            "v1",
-            "PersistentVolumeClaim",
-            "persistentvolumeclaims",
-            "persistentvolumeclaim",
-            true,
-        )
-    },
-    Resource {
-        short_names: &["pv"],
-        ..res(
-            "",
-            "v1",
-            "PersistentVolume",
-            "persistentvolumes",
-            "persistentvolume",
-            false,
-        )
-    },
-    Resource {
-        short_names: &["ev"],
-        ..res("", "v1", "Event", "events", "event", true)
-    },
-    Resource {
-        short_names: &["ns"],
-        ..res("", "v1", "Namespace", "namespaces", "namespace", false)
-    },
-    Resource {
-        short_names: &["no"],
-        ..res("", "v1", "Node", "nodes", "node", false)
-    },
-    Resource {
-        short_names: &["deploy"],
-        ..res(
-            "apps",
-            "v1",
-            "Deployment",
-            "deployments",
-            "deployment",
-            true,
-        )
-    },
-    Resource {
-        short_names: &["sts"],
-        ..res(
-            "apps",
-            "v1",
-            "StatefulSet",
-            "statefulsets",
-            "statefulset",
-            true,
-        )
-    },
-    Resource {
-        short_names: &["ds"],
-        ..res("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true)
-    },
-    Resource {
-        short_names: &["rs"],
-        ..res(
-            "apps",
-            "v1",
-            "ReplicaSet",
-            "replicasets",
-            "replicaset",
-            true,
-        )
-    },
+    res("", "Pod", "pods", "pod", true)
+        .subresources(&["log", "portforward"])
+        .short(&["po"]),
+    res("", "Service", "services", "service", true).short(&["svc"]),
+    res("", "Endpoints", "endpoints", "endpoints", true).short(&["ep"]),
+    res("", "Secret", "secrets", "secret", true),
+    res("", "ConfigMap", "configmaps", "configmap", true).short(&["cm"]),
     res(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "Role",
-        "roles",
-        "role",
+        "",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
         true,
-    ),
+    )
+    .short(&["sa"]),
+    res(
+        "",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        true,
+    )
+    .short(&["pvc"]),
+    res(
+        "",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        false,
+    )
+    .short(&["pv"]),
+    res("", "Event", "events", "event", true).short(&["ev"]),
+    res("", "Namespace", "namespaces", "namespace", false).short(&["ns"]),
+    res("", "Node", "nodes", "node", false).short(&["no"]),
+    res("apps", "Deployment", "deployments", "deployment", true).short(&["deploy"]),
+    res("apps", "StatefulSet", "statefulsets", "statefulset", true).short(&["sts"]),
+    res("apps", "DaemonSet", "daemonsets", "daemonset", true).short(&["ds"]),
+    res("apps", "ReplicaSet", "replicasets", "replicaset", true).short(&["rs"]),
+    res("rbac.authorization.k8s.io", "Role", "roles", "role", true),
     res(
         "rbac.authorization.k8s.io",
-        "v1",
         "RoleBinding",
         "rolebindings",
         "rolebinding",
@@ -213,7 +161,6 @@ pub static RESOURCES: &[Resource] = &[
     ),
     res(
         "rbac.authorization.k8s.io",
-        "v1",
         "ClusterRole",
         "clusterroles",
         "clusterrole",
@@ -221,46 +168,29 @@ pub static RESOURCES: &[Resource] = &[
     ),
     res(
         "rbac.authorization.k8s.io",
-        "v1",
         "ClusterRoleBinding",
         "clusterrolebindings",
         "clusterrolebinding",
         false,
     ),
-    Resource {
-        short_names: &["pdb"],
-        ..res(
-            "policy",
-            "v1",
-            "PodDisruptionBudget",
-            "poddisruptionbudgets",
-            "poddisruptionbudget",
-            true,
-        )
-    },
-    Resource {
-        short_names: &["ing"],
-        ..res(
-            "networking.k8s.io",
-            "v1",
-            "Ingress",
-            "ingresses",
-            "ingress",
-            true,
-        )
-    },
-    Resource {
-        short_names: &["sc"],
-        ..res(
-            "storage.k8s.io",
-            "v1",
-            "StorageClass",
-            "storageclasses",
-            "storageclass",
-            false,
-        )
-    },
-    res("example.com", "v1", "Foo", "foos", "foo", true),
+    res(
+        "policy",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        true,
+    )
+    .short(&["pdb"]),
+    res("networking.k8s.io", "Ingress", "ingresses", "ingress", true).short(&["ing"]),
+    res(
+        "storage.k8s.io",
+        "StorageClass",
+        "storageclasses",
+        "storageclass",
+        false,
+    )
+    .short(&["sc"]),
+    res("example.com", "Foo", "foos", "foo", true),
 ];
 
 /// The resource served at `group/version/plural`.

@@ -11,7 +11,7 @@ use kube::api::{
     WatchParams,
 };
 use kube::core::GroupVersionKind;
-use kube::discovery::{pinned_kind, Discovery, Scope};
+use kube::discovery::{pinned_kind, ApiCapabilities, ApiResource, Discovery, Scope};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,6 +34,59 @@ fn deployment(name: &str, app: &str, replicas: i32, port: i32) -> Value {
             },
         },
     })
+}
+
+/// Server-side apply of `obj`, named `name`, through `api`.
+async fn apply<K, P>(api: &Api<K>, pp: &PatchParams, name: &str, obj: &P) -> kube::Result<K>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    P: serde::Serialize + std::fmt::Debug,
+{
+    api.patch(name, pp, &Patch::Apply(obj)).await
+}
+
+/// Discovery of one kind (`group/version` `kind`) through kube-rs.
+async fn kind_of(
+    client: &kube::Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> kube::Result<(ApiResource, ApiCapabilities)> {
+    pinned_kind(client, &GroupVersionKind::gvk(group, version, kind)).await
+}
+
+/// Log parameters asking for the previous (crashed) container's log.
+fn previous_logs() -> LogParams {
+    LogParams {
+        previous: true,
+        ..Default::default()
+    }
+}
+
+/// [`apply`] of `deployment(name, app, replicas, port)`.
+async fn apply_deployment(
+    api: &Api<Deployment>,
+    pp: &PatchParams,
+    name: &str,
+    app: &str,
+    replicas: i32,
+    port: i32,
+) -> kube::Result<Deployment> {
+    apply(api, pp, name, &deployment(name, app, replicas, port)).await
+}
+
+/// A server-side apply sent as plain HTTP, for requests kube-rs would not send.
+async fn raw_apply(
+    http: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    http.patch(url)
+        .header("content-type", "application/apply-patch+yaml")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn api_code(e: &kube::Error) -> (u16, String, String) {
@@ -84,27 +137,19 @@ async fn kube_rs_applies_lists_logs_and_deletes_through_a_kubeconfig() {
     let client = kube::Client::try_from(config).unwrap();
 
     // Discovery, one kind at a time and all at once (plain and aggregated).
-    let (ar, caps) = pinned_kind(&client, &GroupVersionKind::gvk("apps", "v1", "Deployment"))
-        .await
-        .unwrap();
+    let (ar, caps) = kind_of(&client, "apps", "v1", "Deployment").await.unwrap();
     assert_eq!(
         (ar.plural.as_str(), caps.scope),
         ("deployments", Scope::Namespaced)
     );
-    let (foo, _) = pinned_kind(&client, &GroupVersionKind::gvk("example.com", "v1", "Foo"))
-        .await
-        .unwrap();
+    let (foo, _) = kind_of(&client, "example.com", "v1", "Foo").await.unwrap();
     assert_eq!(foo.plural, "foos");
-    let (ns_ar, ns_caps) = pinned_kind(&client, &GroupVersionKind::gvk("", "v1", "Namespace"))
-        .await
-        .unwrap();
+    let (ns_ar, ns_caps) = kind_of(&client, "", "v1", "Namespace").await.unwrap();
     assert_eq!(
         (ns_ar.plural.as_str(), ns_caps.scope),
         ("namespaces", Scope::Cluster)
     );
-    let (_, pod_caps) = pinned_kind(&client, &GroupVersionKind::gvk("", "v1", "Pod"))
-        .await
-        .unwrap();
+    let (_, pod_caps) = kind_of(&client, "", "v1", "Pod").await.unwrap();
     let subs: Vec<&str> = pod_caps
         .subresources
         .iter()
@@ -114,11 +159,7 @@ async fn kube_rs_applies_lists_logs_and_deletes_through_a_kubeconfig() {
         subs.contains(&"log") && subs.contains(&"portforward"),
         "{subs:?}"
     );
-    assert!(
-        pinned_kind(&client, &GroupVersionKind::gvk("apps", "v1", "Nope"))
-            .await
-            .is_err()
-    );
+    assert!(kind_of(&client, "apps", "v1", "Nope").await.is_err());
     let d = Discovery::new(client.clone()).run().await.unwrap();
     for g in [
         "",
@@ -149,19 +190,12 @@ async fn kube_rs_applies_lists_logs_and_deletes_through_a_kubeconfig() {
     fake.clear_requests();
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
     let pp = PatchParams::apply("lmbench-test").force();
-    let applied = deploys
-        .patch(
-            "router",
-            &pp,
-            &Patch::Apply(deployment("router", "router", 2, 8000)),
-        )
+    let applied = apply_deployment(&deploys, &pp, "router", "router", 2, 8000)
         .await
         .unwrap();
     let meta = &applied.metadata;
     assert!(meta.uid.is_some() && meta.creation_timestamp.is_some());
-    let (svc_ar, _) = pinned_kind(&client, &GroupVersionKind::gvk("", "v1", "Service"))
-        .await
-        .unwrap();
+    let (svc_ar, _) = kind_of(&client, "", "v1", "Service").await.unwrap();
     let svcs: Api<DynamicObject> = Api::default_namespaced_with(client.clone(), &svc_ar);
     let svc_manifest: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Service",
@@ -169,7 +203,7 @@ async fn kube_rs_applies_lists_logs_and_deletes_through_a_kubeconfig() {
         "spec": {"selector": {"app": "router"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
     }))
     .unwrap();
-    svcs.patch("router-service", &pp, &Patch::Apply(&svc_manifest))
+    apply(&svcs, &pp, "router-service", &svc_manifest)
         .await
         .unwrap();
     let svc: Service = Api::default_namespaced(client.clone())
@@ -192,12 +226,7 @@ async fn kube_rs_applies_lists_logs_and_deletes_through_a_kubeconfig() {
         .metadata
         .resource_version
         .unwrap();
-    let again = deploys
-        .patch(
-            "router",
-            &pp,
-            &Patch::Apply(deployment("router", "router", 2, 8000)),
-        )
+    let again = apply_deployment(&deploys, &pp, "router", "router", 2, 8000)
         .await
         .unwrap();
     assert_eq!(again.metadata.resource_version.unwrap(), rv);
@@ -280,16 +309,7 @@ async fn kube_rs_applies_lists_logs_and_deletes_through_a_kubeconfig() {
         .await
         .unwrap();
     assert_eq!(tail.lines().count(), 1);
-    let e = pods
-        .logs(
-            &pod_name,
-            &LogParams {
-                previous: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap_err();
+    let e = pods.logs(&pod_name, &previous_logs()).await.unwrap_err();
     let (code, _, msg) = api_code(&e);
     assert_eq!(code, 400);
     assert!(msg.contains("previous terminated container"), "{msg}");
@@ -374,13 +394,7 @@ async fn the_fake_answers_like_a_real_api_server() {
     );
 
     // Apply without fieldManager: 422, like the real server (kube-rs refuses to send it).
-    let r = http
-        .patch(&deploy_url)
-        .header("content-type", "application/apply-patch+yaml")
-        .body(deployment("x", "x", 1, 80).to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = raw_apply(&http, &deploy_url, deployment("x", "x", 1, 80).to_string()).await;
     assert_eq!(r.status().as_u16(), 422);
     let status: Value = r.json().await.unwrap();
     assert_eq!(
@@ -390,13 +404,12 @@ async fn the_fake_answers_like_a_real_api_server() {
     assert!(status["message"].as_str().unwrap().contains("fieldManager"));
 
     // A body naming another object or another kind than the URL: 400 BadRequest.
-    let r = http
-        .patch(format!("{deploy_url}?fieldManager=t"))
-        .header("content-type", "application/apply-patch+yaml")
-        .body(deployment("y", "y", 1, 80).to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = raw_apply(
+        &http,
+        format!("{deploy_url}?fieldManager=t"),
+        deployment("y", "y", 1, 80).to_string(),
+    )
+    .await;
     assert_eq!(r.status().as_u16(), 400);
     let status: Value = r.json().await.unwrap();
     assert!(status["message"]
@@ -405,27 +418,25 @@ async fn the_fake_answers_like_a_real_api_server() {
         .contains("does not match the name on the URL"));
     let mut wrong_kind = deployment("x", "x", 1, 80);
     wrong_kind["kind"] = json!("StatefulSet");
-    let r = http
-        .patch(format!("{deploy_url}?fieldManager=t"))
-        .header("content-type", "application/apply-patch+yaml")
-        .body(wrong_kind.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = raw_apply(
+        &http,
+        format!("{deploy_url}?fieldManager=t"),
+        wrong_kind.to_string(),
+    )
+    .await;
     assert_eq!(r.status().as_u16(), 400);
 
     // YAML bodies are accepted for apply.
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: \"1\"\n";
-    let r = http
-        .patch(format!(
+    let r = raw_apply(
+        &http,
+        format!(
             "{}/api/v1/namespaces/default/configmaps/cfg?fieldManager=t",
             fake.url()
-        ))
-        .header("content-type", "application/apply-patch+yaml")
-        .body(yaml)
-        .send()
-        .await
-        .unwrap();
+        ),
+        yaml,
+    )
+    .await;
     assert_eq!(r.status().as_u16(), 201);
     assert_eq!(
         fake.object("ConfigMap", "default", "cfg").unwrap()["data"]["a"],
@@ -435,12 +446,7 @@ async fn the_fake_answers_like_a_real_api_server() {
     // Validation: invalid names, selectors that miss the template's labels, bad labels.
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
     let pp = PatchParams::apply("lmbench");
-    let e = deploys
-        .patch(
-            "sim_prefix",
-            &pp,
-            &Patch::Apply(deployment("sim_prefix", "a", 1, 80)),
-        )
+    let e = apply_deployment(&deploys, &pp, "sim_prefix", "a", 1, 80)
         .await
         .unwrap_err();
     let (code, reason, msg) = api_code(&e);
@@ -451,26 +457,19 @@ async fn the_fake_answers_like_a_real_api_server() {
     );
     let mut bad_sel = deployment("d", "a", 1, 80);
     bad_sel["spec"]["selector"]["matchLabels"]["app"] = json!("b");
-    let e = deploys
-        .patch("d", &pp, &Patch::Apply(&bad_sel))
-        .await
-        .unwrap_err();
+    let e = apply(&deploys, &pp, "d", &bad_sel).await.unwrap_err();
     assert!(api_code(&e)
         .2
         .contains("`selector` does not match template `labels`"));
     let mut bad_label = deployment("d", "a", 1, 80);
     bad_label["metadata"]["labels"]["model"] = json!("meta-llama/Llama-3.1-8B");
-    let e = deploys
-        .patch("d", &pp, &Patch::Apply(&bad_label))
-        .await
-        .unwrap_err();
+    let e = apply(&deploys, &pp, "d", &bad_label).await.unwrap_err();
     assert_eq!(api_code(&e).0, 422);
     assert!(fake.object("Deployment", "default", "d").is_none());
 
     // A namespace must exist before objects are created in it.
     let in_bench: Api<Deployment> = Api::namespaced(client.clone(), "bench");
-    let e = in_bench
-        .patch("d", &pp, &Patch::Apply(deployment("d", "a", 1, 80)))
+    let e = apply_deployment(&in_bench, &pp, "d", "a", 1, 80)
         .await
         .unwrap_err();
     let (code, _, msg) = api_code(&e);
@@ -479,30 +478,22 @@ async fn the_fake_answers_like_a_real_api_server() {
         (404, "namespaces \"bench\" not found")
     );
     let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let ns = nss
-        .patch(
-            "bench",
-            &pp,
-            &Patch::Apply(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}),
-            ),
-        )
-        .await
-        .unwrap();
+    let ns = apply(
+        &nss,
+        &pp,
+        "bench",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}),
+    )
+    .await
+    .unwrap();
     assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Active"));
-    in_bench
-        .patch("d", &pp, &Patch::Apply(deployment("d", "a", 1, 80)))
+    apply_deployment(&in_bench, &pp, "d", "a", 1, 80)
         .await
         .unwrap();
 
     // Field managers: what helm created conflicts with a different value unless forced.
     fake.seed(&serde_json::to_string(&deployment("helmed", "h", 1, 80)).unwrap());
-    let e = deploys
-        .patch(
-            "helmed",
-            &pp,
-            &Patch::Apply(deployment("helmed", "h", 3, 80)),
-        )
+    let e = apply_deployment(&deploys, &pp, "helmed", "h", 3, 80)
         .await
         .unwrap_err();
     let (code, reason, msg) = api_code(&e);
@@ -511,14 +502,16 @@ async fn the_fake_answers_like_a_real_api_server() {
         msg.contains("conflict with \"helm\"") && msg.contains(".spec.replicas"),
         "{msg}"
     );
-    let forced = deploys
-        .patch(
-            "helmed",
-            &PatchParams::apply("lmbench").force(),
-            &Patch::Apply(deployment("helmed", "h", 3, 80)),
-        )
-        .await
-        .unwrap();
+    let forced = apply_deployment(
+        &deploys,
+        &PatchParams::apply("lmbench").force(),
+        "helmed",
+        "h",
+        3,
+        80,
+    )
+    .await
+    .unwrap();
     assert_eq!(forced.spec.unwrap().replicas, Some(3));
     assert_eq!(forced.metadata.generation, Some(2));
     let managers: Vec<String> = forced
@@ -532,33 +525,28 @@ async fn the_fake_answers_like_a_real_api_server() {
     // A field the applier stops setting goes away when nobody else set it.
     let mut fewer = deployment("d", "a", 1, 80);
     fewer["metadata"]["labels"] = json!({"app": "a", "extra": "yes"});
-    in_bench
-        .patch("d", &pp, &Patch::Apply(&fewer))
-        .await
-        .unwrap();
-    let after = in_bench
-        .patch("d", &pp, &Patch::Apply(deployment("d", "a", 1, 80)))
+    apply(&in_bench, &pp, "d", &fewer).await.unwrap();
+    let after = apply_deployment(&in_bench, &pp, "d", "a", 1, 80)
         .await
         .unwrap();
     assert!(!after.metadata.labels.unwrap().contains_key("extra"));
     // The selector of a Deployment cannot change.
     let mut moved = deployment("d", "a2", 1, 80);
     moved["metadata"]["labels"] = json!({"app": "a"});
-    let e = in_bench
-        .patch("d", &pp, &Patch::Apply(&moved))
-        .await
-        .unwrap_err();
+    let e = apply(&in_bench, &pp, "d", &moved).await.unwrap_err();
     assert!(api_code(&e).2.contains("field is immutable"));
 
     // Dry run stores nothing; merge patches work; unknown paths and kinds are 404 Status.
-    deploys
-        .patch(
-            "dry",
-            &PatchParams::apply("lmbench").dry_run(),
-            &Patch::Apply(deployment("dry", "dry", 1, 80)),
-        )
-        .await
-        .unwrap();
+    apply_deployment(
+        &deploys,
+        &PatchParams::apply("lmbench").dry_run(),
+        "dry",
+        "dry",
+        1,
+        80,
+    )
+    .await
+    .unwrap();
     assert!(fake.object("Deployment", "default", "dry").is_none());
     let merged = deploys
         .patch(
@@ -606,10 +594,8 @@ async fn the_fake_answers_like_a_real_api_server() {
 
     // Secrets: stringData is stored as base64 data.
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::default_namespaced(client.clone());
-    let s = secrets
-        .patch("tok", &pp, &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tok"}, "stringData": {"token": "abc"}})))
-        .await
-        .unwrap();
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tok"}, "stringData": {"token": "abc"}});
+    let s = apply(&secrets, &pp, "tok", &secret).await.unwrap();
     assert_eq!(s.data.unwrap()["token"].0, b"abc");
     let secret_write = fake
         .requests()
@@ -666,16 +652,7 @@ async fn crash_and_pending_options_show_in_status_events_and_logs() {
     assert!(cs.restart_count >= 1);
     let waiting = cs.state.as_ref().unwrap().waiting.as_ref().unwrap();
     assert_eq!(waiting.reason.as_deref(), Some("CrashLoopBackOff"));
-    let prev = pods
-        .logs(
-            &name,
-            &LogParams {
-                previous: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let prev = pods.logs(&name, &previous_logs()).await.unwrap();
     assert!(prev.contains(&name) && prev.contains("crash"), "{prev}");
 
     let bench_pods: Api<Pod> = Api::namespaced(client.clone(), "bench");
@@ -737,12 +714,7 @@ async fn watch_streams_pods_turning_ready() {
     let client = fake.client();
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     let deploys: Api<Deployment> = Api::default_namespaced(client);
-    deploys
-        .patch(
-            "w",
-            &PatchParams::apply("t"),
-            &Patch::Apply(deployment("w", "w", 1, 80)),
-        )
+    apply_deployment(&deploys, &PatchParams::apply("t"), "w", "w", 1, 80)
         .await
         .unwrap();
     let list = pods
@@ -795,14 +767,16 @@ async fn port_forward_relays_to_an_echo_server_and_the_simulated_engine() {
     .await;
     let client = fake.client();
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
-    deploys
-        .patch(
-            "engine",
-            &PatchParams::apply("t"),
-            &Patch::Apply(deployment("engine", "engine", 1, 8000)),
-        )
-        .await
-        .unwrap();
+    apply_deployment(
+        &deploys,
+        &PatchParams::apply("t"),
+        "engine",
+        "engine",
+        1,
+        8000,
+    )
+    .await
+    .unwrap();
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     let pod = pods
         .list(&ListParams::default().labels("app=engine"))
