@@ -19,7 +19,9 @@
 //! one-worker runtime (`--sim-threads`).
 //!
 //! The load generator runs as `lmbench run` runs it: a multi-thread runtime with one worker per
-//! CPU (`--threads`), the runner driven from `block_on`. 1,000 streams need about 1,100 open
+//! CPU (`--threads`; the collector runs there), the runner driven from `block_on`, and the
+//! request tasks on the runner's own send thread (a one-thread runtime that the runner starts
+//! for each run). 1,000 streams need about 1,100 open
 //! files (2,100 with `--sim thread`); the example warns when the soft limit is lower
 //! (`ulimit -n 65536`).
 
@@ -50,7 +52,8 @@ use tokio_util::sync::CancellationToken;
 /// in flight (closed loop) for N in --streams; prints the error of the measured TTFT
 /// (first chunk − sent − ttftMs) and of every per-chunk gap (gap − itlMs), p50/p99/min, in ms.
 ///
-/// max-rate: against the simulated engine with zero latency (fixed mode, ttftMs 0, itlMs 0),
+/// max-rate: against the simulated engine with zero latency (fixed mode, ttftMs 0, itlMs 0;
+/// --itl-ms spaces the tokens so that each is written on its own),
 /// open-loop evenly spaced requests of --max-tokens output tokens at each rate of --rates;
 /// prints achieved/target, send lag p50/p99/max, most in flight and CPU, then the highest rate
 /// that passes (achieved/target ≥ --min-ratio, send lag p99 ≤ --max-lag-p99-ms, no failures).
@@ -191,6 +194,11 @@ struct MaxRateArgs {
     /// there: an overloaded run leaves thousands of sockets in TIME_WAIT behind it).
     #[arg(long)]
     all: bool,
+    /// The engine's time between tokens (ms). At 0 (the benchmark) every token of a response
+    /// is due at once and the engine writes the whole response together; above 0 each token
+    /// is written when due, so the client reads and wakes up once per chunk.
+    #[arg(long, default_value_t = 0.0)]
+    itl_ms: f64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -1017,7 +1025,7 @@ fn engine_desc(c: &Common) -> String {
         RunnerOn::Main => "runner on block_on's thread",
         RunnerOn::Worker => "runner on a worker",
     };
-    format!("{place}, {threads}; load generator: {lg}, {runner}")
+    format!("{place}, {threads}; load generator: {lg}, {runner}, requests on its send thread")
 }
 
 // ---- max-rate -----------------------------------------------------------------------------
@@ -1030,11 +1038,19 @@ fn max_rate(a: &MaxRateArgs) -> anyhow::Result<()> {
     if a.duration <= 0.0 || a.warmup < 0.0 {
         bail!("--duration must be positive and --warmup not negative");
     }
+    if !(a.itl_ms.is_finite() && a.itl_ms >= 0.0) {
+        bail!("--itl-ms must not be negative");
+    }
     check_open_files(4096);
     println!("# lmbench load generator: highest sustained rate");
     println!("machine: {}", machine());
+    let latency = if a.itl_ms == 0.0 {
+        "ttftMs 0 itlMs 0 (zero latency)".to_string()
+    } else {
+        format!("ttftMs 0 itlMs {} (one write per token)", a.itl_ms)
+    };
     println!(
-        "engine: lmbench sim, fixed mode, ttftMs 0 itlMs 0 (zero latency), loopback, {}",
+        "engine: lmbench sim, fixed mode, {latency}, loopback, {}",
         engine_desc(c)
     );
     println!(
@@ -1056,7 +1072,7 @@ fn max_rate(a: &MaxRateArgs) -> anyhow::Result<()> {
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|");
     let (temp, dir) = records_dir(c)?;
     let rt = runtime(c.threads)?;
-    let sim = Sim::start(c, &fixed_engine(0.0, 0.0))?;
+    let sim = Sim::start(c, &fixed_engine(0.0, a.itl_ms))?;
     let mut best: Option<f64> = None;
     let mut failed_in_a_row = 0;
     for &rate in &a.rates {
