@@ -107,22 +107,7 @@ impl Client {
                 cfg.base_url
             );
         }
-        let http = reqwest::Client::builder()
-            // Benchmark traffic must go straight to the endpoint, whatever *_PROXY says.
-            .no_proxy()
-            .http1_only()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(usize::MAX)
-            // Servers close idle keep-alive connections (uvicorn, which serves vLLM, and
-            // llama.cpp after 5 s); reusing one just as it closes fails the request before it is
-            // sent. Dropping idle connections sooner costs a reconnect, never a failure.
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .connect_timeout(cfg.request_timeout.min(MAX_CONNECT_TIMEOUT))
-            // A retried request would be measured as one slow request.
-            .retry(reqwest::retry::never())
-            .user_agent(concat!("lmbench/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("building the HTTP client")?;
+        let http = http_client(&cfg)?;
         let auth = match &cfg.api_key {
             Some(key) => {
                 let mut v = HeaderValue::try_from(format!("Bearer {key}"))
@@ -141,6 +126,16 @@ impl Client {
                 auth,
             }),
             progress: None,
+        })
+    }
+
+    /// A handle on the same endpoint, configuration and progress counters with a connection
+    /// pool of its own: connections belong to the runtime that opened them, so each of the
+    /// runner's send threads gets its own pool.
+    pub fn with_own_pool(&self) -> anyhow::Result<Client> {
+        Ok(Client {
+            http: http_client(&self.inner.cfg)?,
+            ..self.clone()
         })
     }
 
@@ -289,6 +284,26 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// The HTTP client behind a [`Client`]: one connection pool.
+fn http_client(cfg: &ClientConfig) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        // Benchmark traffic must go straight to the endpoint, whatever *_PROXY says.
+        .no_proxy()
+        .http1_only()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(usize::MAX)
+        // Servers close idle keep-alive connections (uvicorn, which serves vLLM, and
+        // llama.cpp after 5 s); reusing one just as it closes fails the request before it is
+        // sent. Dropping idle connections sooner costs a reconnect, never a failure.
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .connect_timeout(cfg.request_timeout.min(MAX_CONNECT_TIMEOUT))
+        // A retried request would be measured as one slow request.
+        .retry(reqwest::retry::never())
+        .user_agent(concat!("lmbench/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")
 }
 
 /// True for an error where a pooled connection was closed by the server before any part of

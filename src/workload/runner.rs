@@ -9,14 +9,15 @@
 //! and body serialisation. Finished requests come back over a channel; records go on to the
 //! collector over another, so writing results never blocks sending.
 //!
-//! Request tasks run on a thread of their own with a one-thread tokio runtime (the send
-//! thread), which owns their connections and timers. Each request is one short burst of work
-//! (write the request, read the answer, parse a few chunks); on a multi-thread runtime every
-//! such burst woke an idle worker thread, which in turn woke a second one to look for more
-//! work, and these wake-ups cost more CPU than the requests themselves (about 60 % more per
-//! request on 2 cores). Records are handed to the collector (on the caller's runtime) in
-//! batches, at most [`RECORD_BATCH_WAIT`] after they finish, for the same reason. If the
-//! thread cannot be started, request tasks are spawned on the caller's runtime.
+//! Request tasks run on send threads: threads of their own, each with a one-thread tokio
+//! runtime that owns its requests' connections and timers (one send thread per 4 CPUs, at least
+//! one; requests are dealt to them in turn). Each request is one short burst of work (write the
+//! request, read the answer, parse a few chunks); on a multi-thread runtime every such burst
+//! woke an idle worker thread, which in turn woke a second one to look for more work, and these
+//! wake-ups cost more CPU than the requests themselves (about 60 % more per request on 2
+//! cores). Records are handed to the collector (on the caller's runtime) in batches, at most
+//! [`RECORD_BATCH_WAIT`] after they finish, for the same reason. If no send thread can be
+//! started, request tasks are spawned on the caller's runtime.
 //!
 //! Waiting: tokio's timer rounds every deadline up to its 1 ms tick and fires it from a worker
 //! thread, which alone put 1–2 ms of send lag on every request. When the scheduler runs on a
@@ -98,15 +99,26 @@ const MAX_UNSENT_RECORDS: usize = 256;
 /// Longest a finished record is held back from the collector while the scheduler is busy.
 const RECORD_BATCH_WAIT: Duration = Duration::from_millis(10);
 
-/// The thread that runs request tasks (see the module docs). Dropping it stops the thread once
-/// its runtime has nothing left that is waited for; idle pooled connections it made close then.
+/// CPUs per send thread: one send thread uses most of a core only at tens of thousands of
+/// chunks per second, and on a small machine the engine under test may share the CPUs.
+const CPUS_PER_SEND_THREAD: usize = 4;
+
+/// How many send threads a run gets: one per [`CPUS_PER_SEND_THREAD`] CPUs, at least one.
+fn default_send_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / CPUS_PER_SEND_THREAD).max(1))
+}
+
+/// A thread that runs request tasks (see the module docs), with the client whose connection
+/// pool it uses. Dropping it stops the thread once its runtime has nothing left that is waited
+/// for; the idle pooled connections it opened close then.
 struct SendThread {
     handle: tokio::runtime::Handle,
+    client: Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl SendThread {
-    fn start() -> std::io::Result<SendThread> {
+    fn start(client: Client) -> std::io::Result<SendThread> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -121,8 +133,38 @@ impl SendThread {
             })?;
         Ok(SendThread {
             handle,
+            client,
             stop: Some(stop),
         })
+    }
+
+    /// `n` send threads: the first uses `client`'s own connection pool, the others a pool each
+    /// (connections belong to the runtime that opened them). Fewer if threads cannot be
+    /// started; none at all means request tasks run on the caller's runtime.
+    fn start_many(client: &Client, n: usize) -> Vec<SendThread> {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n.max(1) {
+            let c = if i == 0 {
+                Ok(client.clone())
+            } else {
+                client.with_own_pool()
+            };
+            match c
+                .map_err(|e| e.to_string())
+                .and_then(|c| SendThread::start(c).map_err(|e| e.to_string()))
+            {
+                Ok(t) => out.push(t),
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot start send thread {} of {n} ({e}); going on with {}",
+                        i + 1,
+                        out.len()
+                    );
+                    break;
+                }
+            }
+        }
+        out
     }
 }
 
@@ -154,8 +196,9 @@ struct Scheduler<'a> {
     /// and when the first of them came in.
     unsent_records: Vec<RequestRecord>,
     unsent_since: Option<std::time::Instant>,
-    /// Where request tasks run; `None`: on the caller's runtime.
-    send_thread: Option<SendThread>,
+    /// Where request tasks run, in turn; none: on the caller's runtime.
+    send_threads: Vec<SendThread>,
+    next_send_thread: usize,
     done_tx: mpsc::UnboundedSender<Completed>,
     heap: BinaryHeap<Pending>,
     lookahead: Option<RequestSpec>,
@@ -239,7 +282,11 @@ impl Scheduler<'_> {
                 self.heap.pop().map(|p| p.0)
             };
             let Some(spec) = spec else { break };
-            let client = self.client.clone();
+            let thread = (!self.send_threads.is_empty()).then(|| {
+                self.next_send_thread = (self.next_send_thread + 1) % self.send_threads.len();
+                &self.send_threads[self.next_send_thread]
+            });
+            let client = thread.map_or(self.client, |t| &t.client).clone();
             let tx = self.done_tx.clone();
             let cancel = self.cancel.clone();
             let epoch = self.epoch;
@@ -247,7 +294,7 @@ impl Scheduler<'_> {
                 let done = client.send(&spec, epoch, &cancel).await;
                 let _ = tx.send(done);
             };
-            match &self.send_thread {
+            match thread {
                 Some(t) => drop(t.handle.spawn(task)),
                 None => drop(tokio::spawn(task)),
             }
@@ -291,6 +338,26 @@ pub async fn run(
     cancel: &CancellationToken,
     records: mpsc::UnboundedSender<RequestRecord>,
 ) -> RunStats {
+    run_with(
+        workload,
+        client,
+        epoch,
+        cancel,
+        records,
+        default_send_threads(),
+    )
+    .await
+}
+
+/// [`run`] with `send_threads` send threads.
+async fn run_with(
+    workload: &mut dyn Workload,
+    client: &Client,
+    epoch: Instant,
+    cancel: &CancellationToken,
+    records: mpsc::UnboundedSender<RequestRecord>,
+    send_threads: usize,
+) -> RunStats {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completed>();
     let lookahead = workload.next_scheduled();
     let mut s = Scheduler {
@@ -301,13 +368,8 @@ pub async fn run(
         records,
         unsent_records: Vec::new(),
         unsent_since: None,
-        send_thread: match SendThread::start() {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::warn!("cannot start the send thread ({e}); requests run on this runtime");
-                None
-            }
-        },
+        send_threads: SendThread::start_many(client, send_threads),
+        next_send_thread: 0,
         done_tx,
         heap: BinaryHeap::new(),
         lookahead,
@@ -384,4 +446,111 @@ pub async fn run(
     }
     s.stats.elapsed_s = epoch.elapsed().as_secs_f64();
     s.stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientConfig;
+    use crate::record::{ApiType, Prompt};
+    use crate::sim::{spawn_local, SimConfig, SimMode};
+
+    /// `n` independent requests, one every `gap_s`; each answered request from the first half
+    /// is followed by one more turn, due at once (as multi-round workloads do).
+    struct Paced {
+        n: u64,
+        gap_s: f64,
+        next: u64,
+        follow_ups: u64,
+    }
+
+    impl Paced {
+        fn spec(id: u64, due_s: f64, round: u32) -> RequestSpec {
+            RequestSpec {
+                id,
+                user_id: Some(id),
+                round,
+                due_s,
+                prompt: Prompt::Text(format!("question {id} about the runner")),
+                max_tokens: 4,
+                client_prompt_tokens: 5,
+                warmup: false,
+                extra: Default::default(),
+            }
+        }
+    }
+
+    impl Workload for Paced {
+        fn next_scheduled(&mut self) -> Option<RequestSpec> {
+            (self.next < self.n).then(|| {
+                self.next += 1;
+                Paced::spec(self.next - 1, (self.next - 1) as f64 * self.gap_s, 1)
+            })
+        }
+
+        fn on_complete(&mut self, done: &Completed, now_s: f64) -> Vec<RequestSpec> {
+            if done.record.round == 1 && done.record.id < self.n / 2 {
+                self.follow_ups += 1;
+                vec![Paced::spec(1000 + done.record.id, now_s, 2)]
+            } else {
+                Vec::new()
+            }
+        }
+
+        fn window(&self) -> Option<(f64, f64)> {
+            None
+        }
+    }
+
+    /// Requests dealt to several send threads (each with its own connection pool) all complete,
+    /// each exactly once, with follow-up turns, and the run leaves no request behind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn several_send_threads_complete_every_request() {
+        let sim = spawn_local(SimConfig {
+            mode: SimMode::Fixed,
+            ttft_ms: 2.0,
+            itl_ms: 1.0,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let client = Client::new(ClientConfig {
+            base_url: sim.base_url(),
+            model: SimConfig::default().model,
+            api: ApiType::Completions,
+            request_timeout: Duration::from_secs(20),
+            api_key: None,
+            extra_body: Default::default(),
+        })
+        .unwrap();
+        for threads in [1, 3] {
+            let mut wl = Paced {
+                n: 60,
+                gap_s: 0.004,
+                next: 0,
+                follow_ups: 0,
+            };
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let cancel = CancellationToken::new();
+            let stats = run_with(&mut wl, &client, Instant::now(), &cancel, tx, threads).await;
+            let mut records = Vec::new();
+            while let Some(r) = rx.recv().await {
+                records.push(r);
+            }
+            assert_eq!(wl.follow_ups, 30);
+            assert_eq!((stats.sent, stats.finished), (90, 90), "{threads} threads");
+            assert!(!stats.cancelled);
+            let mut ids: Vec<u64> = records.iter().map(|r| r.id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), 90);
+            for r in &records {
+                assert!(r.ok(), "{threads} threads: {:?}", r.error);
+                assert_eq!(r.completion_tokens, Some(4));
+                assert_eq!(r.chunk_times_s.len(), 4);
+                assert!(r.sent_s >= r.due_s && r.end_s >= r.sent_s);
+            }
+        }
+        sim.shutdown().await.unwrap();
+    }
 }
