@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BaselineKind, Secret};
 use crate::deploy::helm::{substituted_copy, Helm};
-use crate::deploy::k8s::{AppliedObject, K8sError, Kube, PortForward, WaitOptions};
+use crate::deploy::k8s::{AppliedObject, Kube, PortForward, WaitOptions};
 use crate::deploy::readiness;
 use crate::deploy::tools::ToolEnv;
 
@@ -91,29 +91,6 @@ impl ClusterOptions {
             teardown_timeout: ready_timeout.min(Duration::from_secs(300)),
         }
     }
-}
-
-/// A kube-rs client for a context (None: the current one) and a namespace (None: the context's).
-pub async fn kube_for(context: Option<&str>, namespace: Option<&str>) -> Result<Kube, K8sError> {
-    let Some(context) = context else {
-        return Kube::from_env(namespace).await;
-    };
-    let options = kube::config::KubeConfigOptions {
-        context: Some(context.to_string()),
-        ..Default::default()
-    };
-    let config = kube::Config::from_kubeconfig(&options)
-        .await
-        .map_err(|e| K8sError::Config {
-            message: format!("kubeconfig context {context}: {e}"),
-        })?;
-    let ns = namespace
-        .map(str::to_owned)
-        .unwrap_or_else(|| config.default_namespace.clone());
-    let client = kube::Client::try_from(config).map_err(|e| K8sError::Config {
-        message: format!("kubeconfig context {context}: {e}"),
-    })?;
-    Ok(Kube::new(client, &ns))
 }
 
 /// What one cluster baseline created, for teardown.
@@ -305,7 +282,7 @@ impl ClusterDeployment {
         context: Option<&str>,
         namespace: Option<&str>,
     ) -> Result<Kube, String> {
-        let kube = kube_for(context, namespace)
+        let kube = Kube::for_context(context, namespace)
             .await
             .map_err(|e| format!("cannot reach the cluster: {e}"))?;
         self.kube = Some(kube.clone());

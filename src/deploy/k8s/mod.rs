@@ -50,14 +50,37 @@ impl Kube {
     /// account). The namespace is `namespace` when given, otherwise the current context's
     /// namespace (`default` when the context names none).
     pub async fn from_env(namespace: Option<&str>) -> Result<Kube, K8sError> {
-        let config = kube::Config::infer().await.map_err(|e| K8sError::Config {
-            message: e.to_string(),
-        })?;
+        Kube::for_context(None, namespace).await
+    }
+
+    /// Like [`Kube::from_env`], but with the kubeconfig's `context` when one is named (the
+    /// infrastructure step's cluster, e.g. `minikube`), rather than the current one.
+    pub async fn for_context(
+        context: Option<&str>,
+        namespace: Option<&str>,
+    ) -> Result<Kube, K8sError> {
+        let where_ = |e: &dyn std::fmt::Display| match context {
+            Some(c) => format!("kubeconfig context {c}: {e}"),
+            None => e.to_string(),
+        };
+        let config = match context {
+            None => kube::Config::infer().await.map_err(|e| where_(&e)),
+            Some(c) => {
+                let options = kube::config::KubeConfigOptions {
+                    context: Some(c.to_string()),
+                    ..Default::default()
+                };
+                kube::Config::from_kubeconfig(&options)
+                    .await
+                    .map_err(|e| where_(&e))
+            }
+        }
+        .map_err(|message| K8sError::Config { message })?;
         let namespace = namespace
             .map(str::to_owned)
             .unwrap_or_else(|| config.default_namespace.clone());
         let client = kube::Client::try_from(config).map_err(|e| K8sError::Config {
-            message: api_message(&e),
+            message: where_(&api_message(&e)),
         })?;
         Ok(Kube::new(client, &namespace))
     }
