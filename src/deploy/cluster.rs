@@ -308,9 +308,10 @@ impl ClusterDeployment {
         }
     }
 
-    /// Whether the port-forward is still serving (a dead forward fails the runs after it).
+    /// Whether the port-forward is still accepting connections (a dead forward fails the runs
+    /// after it).
     pub fn is_forwarding(&self) -> bool {
-        self.forward.is_some()
+        self.forward.as_ref().is_some_and(PortForward::is_alive)
     }
 
     /// Remove what was created, newest first: the port-forward, the helm release (`helm

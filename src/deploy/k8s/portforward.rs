@@ -336,6 +336,11 @@ impl PortForward {
         self.cancel.cancel();
     }
 
+    /// Whether it still accepts connections (its listener tasks are running).
+    pub fn is_alive(&self) -> bool {
+        !self.cancel.is_cancelled() && self.tasks.iter().any(|t| !t.is_finished())
+    }
+
     /// Stop, and return once the local port is closed (so the next baseline can bind it).
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
