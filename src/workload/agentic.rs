@@ -346,6 +346,14 @@ pub(crate) mod test_support {
         }
     }
 
+    /// The chat messages of a request (these workloads always send messages).
+    pub fn messages(s: &RequestSpec) -> &[crate::record::Message] {
+        match &s.prompt {
+            crate::record::Prompt::Messages(m) => m,
+            crate::record::Prompt::Text(_) => panic!("expected a chat request"),
+        }
+    }
+
     /// One request as the driver saw it.
     pub struct Sent {
         pub spec: RequestSpec,
@@ -454,7 +462,6 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::*;
     use super::*;
-    use crate::record::Prompt;
 
     fn cfg(yaml: &str) -> Cfg {
         serde_saphyr::from_str(yaml).expect("agentic config")
@@ -465,13 +472,6 @@ mod tests {
     fn build(yaml: &str, interval: f64, seed: u64) -> Agentic {
         let run = run("Agentic", "NEW_USER_INTERVAL", interval, None);
         Agentic::new(&cfg(yaml), &run, &ctx(seed, None)).unwrap()
-    }
-
-    fn messages(s: &RequestSpec) -> &[Message] {
-        match &s.prompt {
-            Prompt::Messages(m) => m,
-            Prompt::Text(_) => panic!("agentic sends messages"),
-        }
     }
 
     #[test]

@@ -417,13 +417,6 @@ mod tests {
         .unwrap()
     }
 
-    fn messages(s: &RequestSpec) -> &[Message] {
-        match &s.prompt {
-            Prompt::Messages(m) => m,
-            Prompt::Text(_) => panic!("sharegpt sends messages"),
-        }
-    }
-
     #[test]
     fn defaults_replay_rounds_three_to_five_after_a_warmup_of_round_two() {
         let mut w = build("QPS: [4]\n");

@@ -358,13 +358,6 @@ mod tests {
         build_with(yaml, t, &ctx(seed, None))
     }
 
-    fn messages(s: &RequestSpec) -> &[Message] {
-        match &s.prompt {
-            Prompt::Messages(m) => m,
-            Prompt::Text(_) => panic!("strict sends messages"),
-        }
-    }
-
     fn by_user(sent: &[Sent]) -> BTreeMap<u64, Vec<&RequestSpec>> {
         let mut m: BTreeMap<u64, Vec<&RequestSpec>> = BTreeMap::new();
         for s in sent {
