@@ -7,32 +7,13 @@ use lmbench::record::RequestRecord;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Run one spec of `tests/e2e-specs/` and return the results folder and the suite's result
 /// files (the folder is deleted when the first value drops).
 fn run_spec(spec: &str, suite: &str) -> (tempfile::TempDir, Vec<PathBuf>) {
     let out = tempfile::tempdir().unwrap();
-    let port = free_port();
-    lmbench()
-        .args(["run", "-c"])
-        .arg(repo().join("run-bench.yaml"))
-        .arg("--spec")
-        .arg(repo().join("tests/e2e-specs").join(spec))
-        .arg("--results-dir")
-        .arg(out.path())
-        .args(["--port", &port.to_string()])
-        .timeout(Duration::from_secs(120))
-        .assert()
-        .success();
-    assert!(port_free(port), "the simulated engine still holds {port}");
-    let files = result_files(&out.path().join(suite));
+    let files = run_e2e_spec(spec, suite, out.path());
     (out, files)
-}
-
-fn records(result: &Path) -> Vec<RequestRecord> {
-    let base = result.file_stem().unwrap().to_str().unwrap();
-    lmbench::results::read_records(result.with_file_name(format!("{base}.requests.jsonl"))).unwrap()
 }
 
 fn name_of(p: &Path) -> String {

@@ -110,3 +110,28 @@ pub fn assert_lmbench_shape(v: &serde_json::Value) {
     let ts = v["timestamp"].as_str().unwrap();
     assert_eq!(ts.len(), 13, "timestamp YYYYmmdd-HHMM: {ts}");
 }
+
+/// Run one spec of `tests/e2e-specs/` (with the repository's run-bench.yaml, on a free port)
+/// into `out`; it must succeed and free its port. Returns the suite's result files.
+pub fn run_e2e_spec(spec: &str, suite: &str, out: &Path) -> Vec<PathBuf> {
+    let port = free_port();
+    lmbench()
+        .args(["run", "-c"])
+        .arg(repo().join("run-bench.yaml"))
+        .arg("--spec")
+        .arg(repo().join("tests/e2e-specs").join(spec))
+        .arg("--results-dir")
+        .arg(out)
+        .args(["--port", &port.to_string()])
+        .timeout(std::time::Duration::from_secs(120))
+        .assert()
+        .success();
+    assert!(port_free(port), "the simulated engine still holds {port}");
+    result_files(&out.join(suite))
+}
+
+/// The request records written beside a result file (`<name>.requests.jsonl`).
+pub fn records(result: &Path) -> Vec<lmbench::record::RequestRecord> {
+    let base = result.file_stem().unwrap().to_str().unwrap();
+    lmbench::results::read_records(result.with_file_name(format!("{base}.requests.jsonl"))).unwrap()
+}

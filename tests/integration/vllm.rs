@@ -3,34 +3,8 @@
 //! dataset shipped under `3-workloads/vllm-benchmark-serving/`.
 
 use crate::util::*;
-use lmbench::record::RequestRecord;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// Run one e2e spec; returns the suite's result files.
-fn run_spec(spec: &str, suite: &str, out: &Path) -> Vec<PathBuf> {
-    let port = free_port();
-    lmbench()
-        .args(["run", "-c"])
-        .arg(repo().join("run-bench.yaml"))
-        .arg("--spec")
-        .arg(repo().join("tests/e2e-specs").join(spec))
-        .arg("--results-dir")
-        .arg(out)
-        .args(["--port", &port.to_string()])
-        .timeout(Duration::from_secs(120))
-        .assert()
-        .success();
-    assert!(port_free(port), "the simulated engine still holds {port}");
-    result_files(&out.join(suite))
-}
-
-fn records(result: &Path) -> Vec<RequestRecord> {
-    let base = result.file_stem().unwrap().to_str().unwrap();
-    lmbench::results::read_records(result.with_file_name(format!("{base}.requests.jsonl"))).unwrap()
-}
 
 fn f(v: &Value) -> f64 {
     v.as_f64()
@@ -84,7 +58,7 @@ fn figures(name: &str, r: &Value) {
 #[test]
 fn vllm_random_runs_once_per_rate_with_vllm_names_cap_and_goodput() {
     let out = tempfile::tempdir().unwrap();
-    let files = run_spec("vllm-random.yaml", "e2e-vllm-random", out.path());
+    let files = run_e2e_spec("vllm-random.yaml", "e2e-vllm-random", out.path());
     assert_eq!(files.len(), 2, "{files:?}");
     let mut prompts_by_rate = BTreeMap::new();
     for rate in [20u64, 100] {
@@ -153,7 +127,7 @@ fn vllm_random_runs_once_per_rate_with_vllm_names_cap_and_goodput() {
 #[test]
 fn vllm_file_datasets_each_run_once() {
     let out = tempfile::tempdir().unwrap();
-    let files = run_spec("vllm-datasets.yaml", "e2e-vllm-datasets", out.path());
+    let files = run_e2e_spec("vllm-datasets.yaml", "e2e-vllm-datasets", out.path());
     assert_eq!(files.len(), 4, "{files:?}");
     let find = |part: &str| {
         files
