@@ -84,6 +84,12 @@ fn sanitize(part: &str) -> String {
     if part.is_empty() {
         return "unknown".to_string();
     }
+    file_name_part(part)
+}
+
+/// A name part as it appears in result file names: path separators, whitespace and control
+/// characters become `-`.
+pub fn file_name_part(part: &str) -> String {
     part.chars()
         .map(|c| {
             if c == '/' || c == '\\' || c.is_whitespace() || c.is_control() {

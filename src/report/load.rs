@@ -298,7 +298,7 @@ pub fn from_value(path: &Path, v: &Value, mtime: SystemTime) -> Result<RunResult
 /// and the remainder must end in `_<WORKLOAD>`; names that do not have that shape fall back to
 /// the last `_<WORKLOAD>_` in the stem, then to the whole stem.
 pub fn baseline_key_from_stem(stem: &str, workload: &str) -> String {
-    let workload = sanitize_part(workload);
+    let workload = crate::results::file_name_part(workload);
     let suffix = format!("_{workload}");
     if let Some((head, _timestamp)) = stem.rsplit_once('_') {
         if let Some((rest, _qps)) = head.rsplit_once('_') {
@@ -314,19 +314,6 @@ pub fn baseline_key_from_stem(stem: &str, workload: &str) -> String {
         Some(i) if i > 0 => stem[..i].to_string(),
         _ => stem.to_string(),
     }
-}
-
-/// The file-name form of a name part, as `results::result_base_name` writes it.
-fn sanitize_part(part: &str) -> String {
-    part.chars()
-        .map(|c| {
-            if c == '/' || c == '\\' || c.is_whitespace() || c.is_control() {
-                '-'
-            } else {
-                c
-            }
-        })
-        .collect()
 }
 
 /// One session found in a folder.
