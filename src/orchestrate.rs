@@ -968,3 +968,364 @@ fn print_summary(outcomes: &[RunOutcome]) {
         );
     }
 }
+
+/// Writes `tests/fixtures/result-golden/`: result files built from fixed records by this
+/// version's result path (the meta, per-workload patches and writer of `execute_run`), so a
+/// later version can be checked to write the same bytes from the same inputs.
+#[cfg(test)]
+mod golden {
+    use super::*;
+    use crate::record::{ErrorKind, RequestError, RequestRecord};
+    use crate::workload::runner::RunStats;
+    use chrono::TimeZone;
+
+    const SPEC: &str = r#"Name: golden
+Serving:
+  - Simulated:
+      modelURL: golden-model
+      name: g
+      mode: fixed
+      extraBody: {ignore_eos: true}
+      hf_token: hf_should_never_appear
+Workload:
+  LMCacheSynthetic:
+    - NUM_USERS: 4
+      NUM_ROUNDS: 3
+      SYSTEM_PROMPT: 100
+      CHAT_HISTORY: 200
+      ANSWER_LEN: 8
+      QPS: [2, 0.5]
+  Agentic:
+    - NUM_AGENTS: 2
+      NUM_ROUNDS: 3
+      SYSTEM_PROMPT: 10
+      CHAT_HISTORY: 20
+      ANSWER_LEN: 8
+      NEW_USER_INTERVALS: [2]
+  Random:
+    - NUM_USERS: 2
+      NUM_ROUNDS: 2
+      PROMPT_LEN: 16
+      ANSWER_LEN: 4
+      QPS: [1.5]
+  VLLMBenchmark:
+    - DATASET_NAME: random
+      NUM_PROMPTS: 12
+      REQUEST_RATES: [4]
+      RANDOM_INPUT_LEN: 32
+      RANDOM_OUTPUT_LEN: 8
+      GOODPUT: {ttft_ms: 150, e2el_ms: 900}
+      TEMPERATURE: 0.5
+  StrictSynthetic:
+    - NUM_CONCURRENT_USERS: 2
+      NUM_ROUNDS_PER_USER: 3
+      TIME_BETWEEN_REQUESTS_PER_USER: [1]
+      SHARED_SYSTEM_PROMPT_LEN: 10
+      FIRST_PROMPT_LEN: 20
+      FOLLOW_UP_PROMPTS_LEN: 5
+      ANSWER_LEN: 4
+  TraceReplayer:
+    - TRACE_FILE: t.jsonl
+      PRESERVE_TIMING: true
+      SPEED_UP: 2
+"#;
+
+    /// Deterministic records: `n` requests every `gap` s, one warmup, failures where `fail(i)`.
+    fn records(n: u64, gap: f64, fail: impl Fn(u64) -> bool) -> Vec<RequestRecord> {
+        (0..n)
+            .map(|i| {
+                let due = i as f64 * gap;
+                let sent = due + 0.0007 * ((i % 3) as f64);
+                let ok = !fail(i);
+                let ttft = 0.08 + 0.013 * ((i * 7 % 5) as f64);
+                let chunks: Vec<f64> = if ok {
+                    (0..6)
+                        .map(|k| sent + ttft + 0.021 * k as f64 + 0.0003 * ((i + k) % 4) as f64)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                RequestRecord {
+                    id: i,
+                    user_id: Some(100 + i % 4),
+                    round: (i % 3) as u32 + 1,
+                    warmup: i == 0,
+                    due_s: due,
+                    sent_s: sent,
+                    first_token_s: chunks.first().copied(),
+                    end_s: chunks.last().copied().unwrap_or(sent + 0.05) + 0.001,
+                    chunk_times_s: chunks,
+                    prompt_tokens: ok.then_some(300 + i * 11),
+                    completion_tokens: ok.then_some(6),
+                    cached_tokens: ok.then_some(if i % 2 == 0 { 128 } else { 0 }),
+                    client_prompt_tokens: 296 + i * 11,
+                    client_completion_tokens: if ok { 6 } else { 0 },
+                    max_tokens: 8,
+                    status: Some(if ok { 200 } else { 503 }),
+                    error: (!ok).then(|| RequestError {
+                        kind: ErrorKind::HttpStatus,
+                        message: "503 Service Unavailable".into(),
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    #[ignore = "writes the golden result files; run once by hand"]
+    #[allow(clippy::type_complexity)]
+    fn write_result_goldens() {
+        let out =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/result-golden");
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("0-bench-specs")).unwrap();
+        std::fs::create_dir_all(root.join("3-workloads/trace-replayer")).unwrap();
+        std::fs::write(
+            root.join("3-workloads/trace-replayer/t.jsonl"),
+            "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 4, \"hash_ids\": [1]}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("run-bench.yaml"),
+            "0-bench-specs:\n  - golden.yaml\n1-infrastructure:\n  Location: Local-Flat\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("0-bench-specs/golden.yaml"), SPEC).unwrap();
+        std::fs::write(out.join("spec.yaml"), SPEC).unwrap();
+        let cfg = crate::config::load(&root.join("run-bench.yaml"), None).unwrap();
+        let plan = crate::plan::build(&cfg, "lmbench-1700000000-0badf00d".into());
+        let ts = chrono::Local
+            .with_ymd_and_hms(2026, 11, 30, 9, 41, 0)
+            .earliest()
+            .unwrap();
+        // (case, run index, records, workload stats, window, partial, start-from-3 serving)
+        let stats_vllm = json!({
+            "backend": "vllm", "dataset": "random", "dataset_path": null, "num_prompts": 12,
+            "requests_scheduled": 12, "request_rate": 4.0, "burstiness": 1.0, "seed": 0,
+            "max_concurrency": null, "schedule_rate": 3.8712,
+            "goodput": {"slo_ms": {"ttft_ms": 150.0, "tpot_ms": null, "e2el_ms": 900.0},
+                        "requests_checked": 11, "good_requests": 9,
+                        "missed": {"ttft_ms": 2, "tpot_ms": 0, "e2el_ms": 0}},
+        });
+        let cases: Vec<(
+            &str,
+            usize,
+            Vec<RequestRecord>,
+            Value,
+            Option<(f64, f64)>,
+            bool,
+            bool,
+        )> = vec![
+            (
+                "synthetic",
+                0,
+                records(12, 0.5, |i| i == 5),
+                json!({"turns_held_back": 2, "turns_held_back_total_s": 0.31}),
+                Some((0.0, 6.0)),
+                false,
+                false,
+            ),
+            (
+                "synthetic-partial",
+                1,
+                records(5, 2.0, |_| false),
+                json!({"turns_held_back": 0}),
+                Some((0.0, 10.0)),
+                true,
+                false,
+            ),
+            (
+                "agentic",
+                3,
+                records(9, 0.7, |i| i == 8),
+                json!({"users_started": 4}),
+                Some((0.0, 6.0)),
+                false,
+                false,
+            ),
+            (
+                "random-all-failed",
+                4,
+                records(6, 0.66, |_| true),
+                Value::Null,
+                Some((0.0, 4.0)),
+                false,
+                false,
+            ),
+            (
+                "vllm",
+                5,
+                records(12, 0.25, |i| i == 3),
+                stats_vllm,
+                Some((0.0, 3.0)),
+                false,
+                false,
+            ),
+            (
+                "strict",
+                6,
+                records(10, 0.5, |_| false),
+                json!({"measured_total_qps": 1.62, "users_started": 4}),
+                Some((2.0, 8.0)),
+                false,
+                false,
+            ),
+            (
+                "trace-timed",
+                2,
+                records(4, 1.0, |_| false),
+                json!({"clipped": 0}),
+                None,
+                false,
+                false,
+            ),
+            (
+                "random-existing-endpoint",
+                4,
+                records(8, 0.66, |i| i == 2),
+                Value::Null,
+                Some((0.0, 5.0)),
+                false,
+                true,
+            ),
+        ];
+        for (case, idx, recs, workload_stats, window, partial, existing) in cases {
+            let run = plan.runs[idx].clone();
+            assert!(
+                case.starts_with(run.workload_name.split('_').next().unwrap()),
+                "{case}: {}",
+                run.workload_name
+            );
+            let suite = &cfg.suites[run.suite_idx];
+            let item = &suite.workloads[run.workload_idx];
+            let b = &suite.baselines[run.baseline_idx];
+            let mut run = run;
+            let serving = if existing {
+                run.baseline_key = "existing".into();
+                run.baseline_type = "existing-endpoint";
+                json!({})
+            } else {
+                json!({"baseline_type": b.kind.type_name(), "config": b.config_json})
+            };
+            let api = b.api_type.as_str();
+            let mut meta = ResultMeta {
+                suite_name: suite.name.clone(),
+                session_id: plan.session_id.clone(),
+                timestamp: ts,
+                baseline_key: run.baseline_key.clone(),
+                workload_name: run.workload_name.clone(),
+                qps_label: run.qps_label.clone(),
+                infra: cfg.infra.json.clone(),
+                serving,
+                workload: workload::result_params(item, &run, api),
+                run: Value::Null,
+            };
+            let dir = tmp.path().join(case);
+            let mut writer = ResultWriter::create(&dir, &meta).unwrap();
+            let mut agg = Aggregator::new();
+            for r in &recs {
+                agg.add(r);
+                writer.write_record(r).unwrap();
+            }
+            let summary = agg.finish(&SummaryContext {
+                target_qps: run.qps.map(|q| q.value),
+                run_duration_s: window.map(|(a, b)| b - a),
+            });
+            let mut results = summary.results_json();
+            // The per-workload patches of `execute_run`, verbatim.
+            match &item.workload {
+                crate::config::Workload::Vllm(_) => {
+                    let rate = |k: &str| results.get(k).and_then(Value::as_f64);
+                    if let (Some(achieved), Some(sched)) =
+                        (rate("achieved_qps"), rate("scheduled_qps"))
+                    {
+                        rejudge_shortfall(
+                            &mut results,
+                            achieved,
+                            sched,
+                            "sent vs the random schedule's own rate",
+                        );
+                    }
+                    let extra = workload::vllm::vllm_result_fields(&results, &workload_stats);
+                    if let Value::Object(m) = &mut results {
+                        m.extend(extra);
+                    }
+                }
+                crate::config::Workload::Strict(_) => {
+                    if let Some(total) = workload_stats
+                        .get("measured_total_qps")
+                        .and_then(Value::as_f64)
+                    {
+                        if let Some(target) = results.get("target_qps").and_then(Value::as_f64) {
+                            rejudge_shortfall(
+                                &mut results,
+                                total,
+                                target,
+                                "all users' send rate vs the target",
+                            );
+                        }
+                        if let Value::Object(m) = &mut results {
+                            m.insert("achieved_total_qps".into(), json!(total));
+                        }
+                    }
+                }
+                crate::config::Workload::Agentic(_) => {
+                    if let Some(q) = results.get("achieved_qps").cloned() {
+                        if let Value::Object(m) = &mut meta.workload {
+                            m.insert("QPS".into(), q.clone());
+                        }
+                    }
+                }
+                _ => {}
+            }
+            let stats = RunStats {
+                sent: recs.len() as u64,
+                finished: recs.len() as u64 - u64::from(partial),
+                max_in_flight: 3,
+                elapsed_s: 6.25,
+                cancelled: partial,
+                not_sent: u64::from(partial) * 2,
+            };
+            meta.run = json!({
+                "index": run.index,
+                "seed": run.seed,
+                "sweep": {run.sweep.key: run.sweep.value.map(|v| v.to_json())},
+                "started_at_unix_s": 1_764_495_660.123_456_7,
+                "send_window_s": window.map(|(a, b)| json!([a, b])),
+                "endpoint": "http://127.0.0.1:30080",
+                "api_type": api,
+                "model": b.model_url,
+                "request_timeout_s": 600.0,
+                "tokenizer": "tiktoken cl100k_base",
+                "partial": stats.cancelled,
+                "scheduler": stats,
+                "workload_stats": workload_stats,
+            });
+            let mut result = build_result_json(&meta, &summary);
+            if let Some(r) = result.get_mut("results") {
+                *r = results.clone();
+            }
+            let path = writer.finish(&result).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let case_dir = out.join(case);
+            std::fs::create_dir_all(&case_dir).unwrap();
+            std::fs::copy(&path, case_dir.join(&name)).unwrap();
+            let jsonl = path.with_file_name(name.replace(".json", crate::results::REQUESTS_SUFFIX));
+            std::fs::copy(&jsonl, case_dir.join(jsonl.file_name().unwrap())).unwrap();
+            let input = json!({
+                "run_index": idx, "window": window.map(|(a, b)| json!([a, b])),
+                "partial": partial, "existing_endpoint": existing,
+                "workload_stats": workload_stats, "scheduler": stats,
+                "result_file": name,
+            });
+            std::fs::write(
+                case_dir.join("input.json"),
+                serde_json::to_vec_pretty(&input).unwrap(),
+            )
+            .unwrap();
+        }
+    }
+}
