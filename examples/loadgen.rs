@@ -793,11 +793,28 @@ fn drive(
     let wall_s = started.elapsed().as_secs_f64();
     let cpu = CpuUse::between(cpu0, CpuSnap::take(sim), wall_s);
     let records_written = writer.records_written();
-    let json = writer.finish(&serde_json::json!({
-        "name": "loadgen",
-        "results": summary.results_json(),
-        "lmbench": {"run": {"scheduler": &stats}},
-    }))?;
+    let result = lmbench::results::ResultFile {
+        name: "loadgen".into(),
+        session_id: None,
+        timestamp: String::new(),
+        results: summary
+            .results_json()
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        infra: serde_json::Value::Null,
+        serving: Default::default(),
+        workload: serde_json::Map::from_iter([("WORKLOAD".to_string(), "loadgen".into())]),
+        schema_version: None,
+        lmbench: Some(lmbench::results::LmbenchBlock {
+            run: lmbench::results::RunInfo {
+                scheduler: Some(stats.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+    };
+    let json = writer.finish(&result)?;
     let jsonl = json.with_file_name(format!(
         "{}{}",
         json.file_stem()

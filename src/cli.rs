@@ -1,6 +1,10 @@
-//! The command line (clap). Clap types stay in this file: [`crate::run`] turns them into the
-//! plain option structs the rest of the crate takes.
+//! The command line (clap). Clap types stay in this file: [`Cli::into_request`] turns them
+//! into the plain [`Request`] the rest of the crate takes.
 
+use crate::commands::{ConfigSource, Request, RunRequest};
+use crate::orchestrate::StartFrom as Stage;
+use crate::record::ApiType;
+use crate::report::Selection;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -191,4 +195,108 @@ pub struct SimArgs {
     /// All settings as one JSON object (applied before the other flags).
     #[arg(long, value_name = "JSON")]
     pub config_json: Option<String>,
+}
+
+impl ConfigArg {
+    fn source(&self) -> ConfigSource {
+        ConfigSource {
+            path: self.config.clone(),
+            specs: self.specs.clone(),
+        }
+    }
+}
+
+impl Cli {
+    /// What the command line asks for, in plain types.
+    pub fn into_request(self) -> Request {
+        match self.command {
+            Command::Validate(c) => Request::Validate(c.source()),
+            Command::Plan(p) => Request::Plan {
+                config: p.config.source(),
+                json: p.json,
+            },
+            Command::Run(r) => Request::Run(Box::new(RunRequest {
+                config: r.config.source(),
+                results_dir: r.results_dir,
+                start_from: match r.start_from {
+                    StartFrom::Infra => Stage::Infra,
+                    StartFrom::Baselines => Stage::Baselines,
+                    StartFrom::Workloads => Stage::Workloads,
+                },
+                model_url: r.model_url,
+                key: r.key,
+                api_type: match r.api_type {
+                    ApiTypeArg::Completions => ApiType::Completions,
+                    ApiTypeArg::Chat => ApiType::Chat,
+                },
+                port: r.port,
+                duration: r.duration,
+                ready_timeout: r.ready_timeout,
+                request_timeout: r.request_timeout,
+                resume: r.resume,
+                upload_url: r.upload_url,
+                upload_token: r.upload_token,
+            })),
+            Command::Sim(s) => Request::Sim {
+                addr: format!("{}:{}", s.host, s.port),
+                config: sim_config(&s).map(Box::new),
+            },
+            Command::Report(r) => Request::Report {
+                suite_dir: r.suite_dir,
+                selection: if r.all {
+                    Selection::All
+                } else if let Some(id) = r.session {
+                    Selection::Session(id)
+                } else {
+                    Selection::Newest
+                },
+            },
+            Command::Upload(u) => Request::Upload {
+                path: u.path,
+                url: u.url,
+                token: u.token,
+            },
+        }
+    }
+}
+
+/// The simulated engine's settings from the `sim` flags: `--config-json` first, then each flag.
+pub fn sim_config(s: &SimArgs) -> Result<crate::sim::SimConfig, String> {
+    let mut m = match &s.config_json {
+        Some(j) => match serde_json::from_str::<serde_json::Value>(j) {
+            Ok(serde_json::Value::Object(m)) => m,
+            Ok(_) => return Err("--config-json must be a JSON object".into()),
+            Err(e) => return Err(format!("--config-json is not valid JSON: {e}")),
+        },
+        None => serde_json::Map::new(),
+    };
+    if let Some(mode) = s.mode {
+        let v = match mode {
+            SimMode::Fixed => "fixed",
+            SimMode::Engine => "engine",
+        };
+        m.insert("mode".into(), v.into());
+    }
+    if let Some(v) = &s.model {
+        m.insert("model".into(), v.clone().into());
+    }
+    if let Some(v) = s.ttft_ms {
+        m.insert("ttftMs".into(), v.into());
+    }
+    if let Some(v) = s.itl_ms {
+        m.insert("itlMs".into(), v.into());
+    }
+    if let Some(v) = s.seed {
+        m.insert("seed".into(), v.into());
+    }
+    for kv in &s.set {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(format!("--set expects KEY=VALUE, got `{kv}`"));
+        };
+        let val =
+            serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
+        m.insert(k.trim().to_string(), val);
+    }
+    serde_json::from_value(serde_json::Value::Object(m))
+        .map_err(|e| format!("invalid simulated-engine setting: {e}"))
 }

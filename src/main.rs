@@ -29,5 +29,11 @@ fn main() -> ExitCode {
     let code = rt.block_on(lmbench::run(cli));
     // Request tasks still draining after a forced stop must not hold the process open.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
-    ExitCode::from(code)
+    match code {
+        Ok(code) => code.into(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,25 +1,178 @@
 //! The plan: a validated configuration expanded into the ordered list of runs
-//! (suite × baseline × workload item × sweep point). Pure: no I/O.
+//! (suite × baseline × workload item × sweep point), grouped per baseline. Pure: no I/O.
 //!
 //! Baseline keys follow LMBench's derivation exactly, so result files line up with users'
 //! history; a duplicate key gets a `_2`, `_3`… suffix and a warning. Each run's seed depends on
 //! the suite, the workload item and the sweep point but not on the baseline, so every baseline
 //! of a suite receives the identical request stream.
 
-use crate::config::{
-    BaselineKind, LoadedConfig, Location, Num, TraceDuration, Workload, WorkloadItem,
-};
+use crate::baseline::Baseline;
+use crate::config::{Location, Num};
+use crate::suite::LoadedConfig;
+use crate::workload::{Point, SweepPoint, WorkloadItem};
 use serde::Serialize;
+use std::sync::Arc;
 
-/// The variable a workload sweeps, and its value at one point.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SweepPoint {
-    /// LMBench's name of the swept key for this run (`QPS`, `NEW_USER_INTERVAL`,
-    /// `TIME_BETWEEN_REQUESTS_PER_USER`, `REQUEST_RATE`, or `MODE` for timed replay).
-    pub key: &'static str,
-    /// The value, as written.
-    #[serde(serialize_with = "ser_num_opt")]
-    pub value: Option<Num>,
+/// One run: a workload item at one sweep point against one baseline. Self-contained: it holds
+/// (shared) the baseline and the workload item it runs.
+#[derive(Debug, Clone)]
+pub struct PlannedRun {
+    /// Position in the plan, from 0.
+    pub index: usize,
+    /// Suite name.
+    pub suite: String,
+    /// LMBench baseline key (file-name prefix).
+    pub baseline_key: String,
+    /// Baseline type as written in specs.
+    pub baseline_type: &'static str,
+    /// The baseline.
+    pub baseline: Arc<Baseline>,
+    /// The workload item.
+    pub item: Arc<WorkloadItem>,
+    /// The sweep point: swept key and value, target QPS, file-name label, estimate.
+    pub point: Point,
+    /// Seed of this run's request stream.
+    pub seed: u64,
+}
+
+impl PlannedRun {
+    /// Workload type as written in specs.
+    pub fn workload(&self) -> &'static str {
+        self.item.type_name
+    }
+
+    /// LMBench's WORKLOAD name (`synthetic`, `random`, `vllm_random`, …).
+    pub fn workload_name(&self) -> String {
+        self.item.workload_name()
+    }
+
+    /// The QPS part of the result file name (`0.5`, `2`, `unknown`).
+    pub fn qps_label(&self) -> &str {
+        &self.point.qps_label
+    }
+
+    /// Rough expected seconds (sending + drain).
+    pub fn estimated_s(&self) -> f64 {
+        self.point.estimated_s
+    }
+}
+
+/// A baseline as planned: deployed once, then its runs one after another (DESIGN.md's
+/// session).
+#[derive(Debug, Clone)]
+pub struct BaselineRuns {
+    /// Suite name.
+    pub suite: String,
+    /// Its key.
+    pub baseline_key: String,
+    /// The baseline.
+    pub baseline: Arc<Baseline>,
+    /// Its runs, in order.
+    pub runs: Vec<PlannedRun>,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    /// `lmbench-<unix seconds>-<8 hex>`.
+    pub session_id: String,
+    /// Where baselines run.
+    pub location: &'static str,
+    /// Baselines in deployment order, each with its runs.
+    pub baselines: Vec<BaselineRuns>,
+    /// Estimated total seconds, deployments included.
+    pub estimated_total_s: f64,
+    /// Observations such as renamed duplicate keys.
+    pub warnings: Vec<String>,
+}
+
+impl RunPlan {
+    /// Every run, in execution order.
+    pub fn runs(&self) -> impl Iterator<Item = &PlannedRun> {
+        self.baselines.iter().flat_map(|b| b.runs.iter())
+    }
+
+    /// How many runs the plan has.
+    pub fn run_count(&self) -> usize {
+        self.baselines.iter().map(|b| b.runs.len()).sum()
+    }
+
+    /// The suite names, in plan order, each once.
+    pub fn suites(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for b in &self.baselines {
+            if !out.contains(&b.suite.as_str()) {
+                out.push(&b.suite);
+            }
+        }
+        out
+    }
+
+    /// The plan as `lmbench plan --json` prints it.
+    pub fn to_json(&self) -> serde_json::Value {
+        #[derive(Serialize)]
+        struct BaselineJson<'a> {
+            suite: &'a str,
+            baseline_key: &'a str,
+            baseline_type: &'a str,
+        }
+        #[derive(Serialize)]
+        struct RunJson<'a> {
+            index: usize,
+            suite: &'a str,
+            baseline_key: &'a str,
+            baseline_type: &'a str,
+            workload: &'a str,
+            workload_name: String,
+            #[serde(serialize_with = "ser_num_opt")]
+            qps: Option<Num>,
+            sweep: &'a SweepPoint,
+            qps_label: &'a str,
+            seed: u64,
+            estimated_s: f64,
+        }
+        #[derive(Serialize)]
+        struct PlanJson<'a> {
+            session_id: &'a str,
+            location: &'a str,
+            baselines: Vec<BaselineJson<'a>>,
+            runs: Vec<RunJson<'a>>,
+            estimated_total_s: f64,
+            warnings: &'a [String],
+        }
+        let plan = PlanJson {
+            session_id: &self.session_id,
+            location: self.location,
+            baselines: self
+                .baselines
+                .iter()
+                .map(|b| BaselineJson {
+                    suite: &b.suite,
+                    baseline_key: &b.baseline_key,
+                    baseline_type: b.baseline.type_name(),
+                })
+                .collect(),
+            runs: self
+                .runs()
+                .map(|r| RunJson {
+                    index: r.index,
+                    suite: &r.suite,
+                    baseline_key: &r.baseline_key,
+                    baseline_type: r.baseline_type,
+                    workload: r.workload(),
+                    workload_name: r.workload_name(),
+                    qps: r.point.qps,
+                    sweep: &r.point.sweep,
+                    qps_label: &r.point.qps_label,
+                    seed: r.seed,
+                    estimated_s: r.point.estimated_s,
+                })
+                .collect(),
+            estimated_total_s: self.estimated_total_s,
+            warnings: &self.warnings,
+        };
+        serde_json::to_value(plan).unwrap_or(serde_json::Value::Null)
+    }
 }
 
 fn ser_num_opt<S: serde::Serializer>(v: &Option<Num>, s: S) -> Result<S::Ok, S::Error> {
@@ -27,77 +180,6 @@ fn ser_num_opt<S: serde::Serializer>(v: &Option<Num>, s: S) -> Result<S::Ok, S::
         Some(n) => n.serialize(s),
         None => s.serialize_none(),
     }
-}
-
-/// One run: a workload item at one sweep point against one baseline.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlannedRun {
-    /// Position in the plan, from 0.
-    pub index: usize,
-    /// Suite name.
-    pub suite: String,
-    /// Index into `LoadedConfig::suites`.
-    #[serde(skip)]
-    pub suite_idx: usize,
-    /// LMBench baseline key (file-name prefix).
-    pub baseline_key: String,
-    /// Baseline type as written in specs.
-    pub baseline_type: &'static str,
-    /// Index into the suite's baselines.
-    #[serde(skip)]
-    pub baseline_idx: usize,
-    /// Workload type as written in specs.
-    pub workload: &'static str,
-    /// LMBench's WORKLOAD name (`synthetic`, `random`, `vllm_random`, …).
-    pub workload_name: String,
-    /// Index into the suite's workload items.
-    #[serde(skip)]
-    pub workload_idx: usize,
-    /// Target QPS; `null` where a run has none (timed trace replay, agentic).
-    #[serde(serialize_with = "ser_num_opt")]
-    pub qps: Option<Num>,
-    /// The swept key and value.
-    pub sweep: SweepPoint,
-    /// The QPS part of the result file name (`0.5`, `2`, `unknown`).
-    pub qps_label: String,
-    /// Seed of this run's request stream.
-    pub seed: u64,
-    /// Rough expected duration in seconds (sending + drain), for the plan's estimate.
-    pub estimated_s: f64,
-}
-
-/// A baseline as planned.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlannedBaseline {
-    /// Suite name.
-    pub suite: String,
-    /// Index into `LoadedConfig::suites`.
-    #[serde(skip)]
-    pub suite_idx: usize,
-    /// Index into the suite's baselines.
-    #[serde(skip)]
-    pub baseline_idx: usize,
-    /// Its key.
-    pub baseline_key: String,
-    /// Its type.
-    pub baseline_type: &'static str,
-}
-
-/// The whole plan.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunPlan {
-    /// `lmbench-<unix seconds>-<8 hex>`.
-    pub session_id: String,
-    /// Where baselines run.
-    pub location: &'static str,
-    /// Baselines in deployment order.
-    pub baselines: Vec<PlannedBaseline>,
-    /// Runs in execution order.
-    pub runs: Vec<PlannedRun>,
-    /// Estimated total seconds, deployments included.
-    pub estimated_total_s: f64,
-    /// Observations such as renamed duplicate keys.
-    pub warnings: Vec<String>,
 }
 
 /// A new session id: `lmbench-<unix seconds>-<8 hex>`.
@@ -125,245 +207,6 @@ pub fn is_session_id(s: &str) -> bool {
         && parts[2].chars().all(|c| c.is_ascii_hexdigit())
 }
 
-/// LMBench's baseline key for a baseline.
-pub fn baseline_key(kind: &BaselineKind, model_url: &str) -> String {
-    let strip = |s: &str, ext: &str| s.replace(ext, "");
-    match kind {
-        BaselineKind::SGLang { script, .. } => {
-            format!("sglang_{}", strip(script, ".sh").replace('-', "_"))
-        }
-        BaselineKind::RayServe {
-            script,
-            accelerator,
-            ..
-        } => format!(
-            "rayserve_{}_{}",
-            strip(script, ".py").replace('-', "_"),
-            accelerator.to_lowercase()
-        ),
-        BaselineKind::HelmProductionStack { selection, .. } => {
-            format!("helm_{}", strip(selection, ".yaml").replace('/', "_"))
-        }
-        BaselineKind::DirectProductionStack { selection, .. } => {
-            strip(selection, ".yaml").replace('/', "_")
-        }
-        BaselineKind::LlmD { selection, .. } => {
-            format!("llmd_{}", strip(selection, ".yaml").replace('/', "_"))
-        }
-        BaselineKind::Dynamo { selection, .. } => {
-            format!("dynamo_{}", strip(selection, ".yaml").replace('/', "_"))
-        }
-        BaselineKind::Flat { selection, .. } => {
-            format!("flat_{}", strip(selection, ".sh").replace(['/', '-'], "_"))
-        }
-        BaselineKind::Simulated { name, .. } => {
-            let name = name.clone().unwrap_or_else(|| model_url.to_string());
-            let clean: String = name
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                .collect();
-            format!("sim_{clean}")
-        }
-    }
-}
-
-/// LMBench's WORKLOAD name of a workload item.
-pub fn workload_name(w: &Workload) -> String {
-    match w {
-        Workload::ShareGpt(_) => "sharegpt".into(),
-        Workload::Synthetic(_) => "synthetic".into(),
-        Workload::Agentic(_) => "agentic".into(),
-        Workload::Random(_) => "random".into(),
-        Workload::Strict(_) => "strict_synthetic".into(),
-        Workload::Trace(_) => "trace_replayer".into(),
-        Workload::Vllm(v) => {
-            let ds = v
-                .DATASET_NAME
-                .as_ref()
-                .map(|d| d.value.clone())
-                .unwrap_or_else(|| "sharegpt".into());
-            if ds == "hf" {
-                let path = v
-                    .DATASET_PATH
-                    .as_ref()
-                    .map(|p| p.value.replace('/', "_"))
-                    .unwrap_or_default();
-                format!("vllm_hf_{path}")
-            } else {
-                format!("vllm_{ds}")
-            }
-        }
-    }
-}
-
-fn nums(v: &Option<serde_saphyr::Spanned<crate::config::OneOrMany<Num>>>) -> Option<Vec<Num>> {
-    v.as_ref().map(|s| s.value.0.clone())
-}
-
-fn get_i(v: &Option<serde_saphyr::Spanned<i64>>, default: i64) -> i64 {
-    v.as_ref().map(|s| s.value).unwrap_or(default)
-}
-
-fn get_f(v: &Option<serde_saphyr::Spanned<Num>>, default: f64) -> f64 {
-    v.as_ref().map(|s| s.value.value).unwrap_or(default)
-}
-
-/// Default seconds of sending per point for LMCacheSynthetic (LMBench's `--time 200`).
-pub const SYNTHETIC_DEFAULT_DURATION_S: f64 = 200.0;
-/// Default seconds of sending per point for Random and Agentic (LMBench's `--time 100`).
-pub const RANDOM_DEFAULT_DURATION_S: f64 = 100.0;
-
-/// The sweep points of a workload item, with a rough duration estimate for each.
-pub fn sweep_points(item: &WorkloadItem) -> Vec<(SweepPoint, Option<Num>, String, f64)> {
-    let qps_point = |n: Num, est: f64| {
-        (
-            SweepPoint {
-                key: "QPS",
-                value: Some(n),
-            },
-            Some(n),
-            n.label(),
-            est,
-        )
-    };
-    match &item.workload {
-        Workload::Synthetic(x) => {
-            let d = get_f(&x.DURATION, SYNTHETIC_DEFAULT_DURATION_S);
-            let warm = get_i(&x.NUM_USERS_WARMUP, 0) as f64;
-            nums(&x.QPS)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|q| qps_point(q, d + warm / q.value + 5.0))
-                .collect()
-        }
-        Workload::Random(x) => {
-            let d = get_f(&x.DURATION, RANDOM_DEFAULT_DURATION_S);
-            nums(&x.QPS)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|q| qps_point(q, d + 5.0))
-                .collect()
-        }
-        Workload::ShareGpt(x) => {
-            let n = (get_i(&x.LIMIT, 1000) * get_i(&x.MIN_ROUNDS, 5).max(1)) as f64;
-            nums(&x.QPS)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|q| qps_point(q, n / q.value + 10.0))
-                .collect()
-        }
-        Workload::Agentic(x) => {
-            let d = get_f(&x.DURATION, RANDOM_DEFAULT_DURATION_S);
-            nums(&x.NEW_USER_INTERVALS)
-                .unwrap_or_else(|| {
-                    vec![Num {
-                        value: 2.0,
-                        is_int: true,
-                    }]
-                })
-                .into_iter()
-                .map(|iv| {
-                    (
-                        SweepPoint {
-                            key: "NEW_USER_INTERVAL",
-                            value: Some(iv),
-                        },
-                        None,
-                        iv.label(),
-                        d + 10.0,
-                    )
-                })
-                .collect()
-        }
-        Workload::Strict(x) => {
-            let users = get_i(&x.NUM_CONCURRENT_USERS, 1) as f64;
-            let rounds = get_i(&x.NUM_ROUNDS_PER_USER, 1) as f64;
-            nums(&x.TIME_BETWEEN_REQUESTS_PER_USER)
-                .unwrap_or_else(|| {
-                    vec![Num {
-                        value: 10.0,
-                        is_int: true,
-                    }]
-                })
-                .into_iter()
-                .map(|t| {
-                    let qps = users / t.value;
-                    (
-                        SweepPoint {
-                            key: "TIME_BETWEEN_REQUESTS_PER_USER",
-                            value: Some(t),
-                        },
-                        Some(Num::float(qps)),
-                        format!("{qps:.2}"),
-                        2.0 * rounds * t.value + 10.0,
-                    )
-                })
-                .collect()
-        }
-        Workload::Trace(x) => {
-            let timed = x
-                .PRESERVE_TIMING
-                .as_ref()
-                .map(|b| b.value.0)
-                .unwrap_or(false);
-            if timed {
-                let speed = x
-                    .SPEED_UP
-                    .as_ref()
-                    .map(|s| s.value.value)
-                    .or_else(|| x.TIME_SCALE.as_ref().map(|t| 1.0 / t.value.value))
-                    .unwrap_or(1.0);
-                let dur = match x.DURATION.as_ref().map(|d| &d.value) {
-                    Some(TraceDuration::Seconds(s)) => *s,
-                    _ => 3600.0,
-                };
-                vec![(
-                    SweepPoint {
-                        key: "MODE",
-                        value: None,
-                    },
-                    None,
-                    "unknown".to_string(),
-                    dur / speed + 10.0,
-                )]
-            } else {
-                let dur = match x.DURATION.as_ref().map(|d| &d.value) {
-                    Some(TraceDuration::Seconds(s)) => *s,
-                    _ => 600.0,
-                };
-                nums(&x.QPS)
-                    .unwrap_or_else(|| vec![Num::float(1.0)])
-                    .into_iter()
-                    .map(|q| qps_point(q, dur + 10.0))
-                    .collect()
-            }
-        }
-        Workload::Vllm(x) => {
-            let n = get_i(&x.NUM_PROMPTS, 1000) as f64;
-            nums(&x.REQUEST_RATES)
-                .unwrap_or_else(|| vec![Num::float(1.0)])
-                .into_iter()
-                .map(|r| {
-                    let est = if r.value.is_finite() {
-                        n / r.value
-                    } else {
-                        n * 0.05
-                    };
-                    (
-                        SweepPoint {
-                            key: "REQUEST_RATE",
-                            value: Some(r),
-                        },
-                        Some(r),
-                        r.label(),
-                        est + 10.0,
-                    )
-                })
-                .collect()
-        }
-    }
-}
-
 fn fnv1a(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
@@ -375,28 +218,17 @@ fn fnv1a(parts: &[&str]) -> u64 {
     h
 }
 
-/// Rough seconds to deploy and tear down a baseline, for the plan's estimate.
-fn deploy_estimate_s(kind: &BaselineKind) -> f64 {
-    match kind {
-        BaselineKind::Simulated { .. } => 2.0,
-        BaselineKind::Flat { .. } => 60.0,
-        BaselineKind::SGLang { .. }
-        | BaselineKind::RayServe { .. }
-        | BaselineKind::Dynamo { .. } => 300.0,
-        _ => 600.0,
-    }
-}
-
 /// Expand a validated configuration into the plan.
 pub fn build(cfg: &LoadedConfig, session_id: String) -> RunPlan {
-    let mut runs = Vec::new();
     let mut baselines = Vec::new();
     let mut warnings = Vec::new();
     let mut total = 0.0;
-    for (si, suite) in cfg.suites.iter().enumerate() {
+    let mut index = 0;
+    for suite in &cfg.suites {
         let mut seen: Vec<String> = Vec::new();
-        for (bi, b) in suite.baselines.iter().enumerate() {
-            let base = baseline_key(&b.kind, &b.model_url);
+        let items: Vec<Arc<WorkloadItem>> = suite.workloads.iter().cloned().map(Arc::new).collect();
+        for b in &suite.baselines {
+            let base = b.key();
             let mut key = base.clone();
             let mut n = 1;
             while seen.contains(&key) {
@@ -412,44 +244,39 @@ pub fn build(cfg: &LoadedConfig, session_id: String) -> RunPlan {
                 ));
             }
             seen.push(key.clone());
-            baselines.push(PlannedBaseline {
-                suite: suite.name.clone(),
-                suite_idx: si,
-                baseline_idx: bi,
-                baseline_key: key.clone(),
-                baseline_type: b.kind.type_name(),
-            });
-            total += deploy_estimate_s(&b.kind);
-            for (wi, item) in suite.workloads.iter().enumerate() {
-                let wname = workload_name(&item.workload);
-                for (sweep, qps, label, est) in sweep_points(item) {
-                    let value_label = sweep.value.map(|v| v.label()).unwrap_or_default();
+            let baseline = Arc::new(b.clone());
+            total += b.ty.deploy_estimate_s;
+            let mut runs = Vec::new();
+            for item in &items {
+                for point in item.spec.points() {
+                    let value_label = point.sweep.value.map(|v| v.label()).unwrap_or_default();
                     let seed = fnv1a(&[
                         &suite.name,
-                        item.workload.type_name(),
+                        item.type_name,
                         &item.index.to_string(),
-                        sweep.key,
+                        point.sweep.key,
                         &value_label,
                     ]);
-                    total += est;
+                    total += point.estimated_s;
                     runs.push(PlannedRun {
-                        index: runs.len(),
+                        index,
                         suite: suite.name.clone(),
-                        suite_idx: si,
                         baseline_key: key.clone(),
-                        baseline_type: b.kind.type_name(),
-                        baseline_idx: bi,
-                        workload: item.workload.type_name(),
-                        workload_name: wname.clone(),
-                        workload_idx: wi,
-                        qps,
-                        sweep,
-                        qps_label: label,
+                        baseline_type: b.type_name(),
+                        baseline: baseline.clone(),
+                        item: item.clone(),
+                        point,
                         seed,
-                        estimated_s: est,
                     });
+                    index += 1;
                 }
             }
+            baselines.push(BaselineRuns {
+                suite: suite.name.clone(),
+                baseline_key: key,
+                baseline,
+                runs,
+            });
         }
     }
     if cfg.infra.location == Location::NoBench {
@@ -459,7 +286,6 @@ pub fn build(cfg: &LoadedConfig, session_id: String) -> RunPlan {
         session_id,
         location: cfg.infra.location.as_str(),
         baselines,
-        runs,
         estimated_total_s: total,
         warnings,
     }
@@ -487,28 +313,23 @@ pub fn render_table(plan: &RunPlan) -> String {
         plan.session_id,
         plan.location,
         plan.baselines.len(),
-        plan.runs.len(),
+        plan.run_count(),
         fmt_duration(plan.estimated_total_s)
     );
     let headers = [
         "#", "suite", "baseline", "type", "workload", "sweep", "est.",
     ];
     let rows: Vec<[String; 7]> = plan
-        .runs
-        .iter()
+        .runs()
         .map(|r| {
-            let sweep = match r.sweep.value {
-                Some(v) => format!("{}={}", r.sweep.key, v.label()),
-                None => "timed".to_string(),
-            };
             [
                 (r.index + 1).to_string(),
                 r.suite.clone(),
                 r.baseline_key.clone(),
                 r.baseline_type.to_string(),
-                r.workload_name.clone(),
-                sweep,
-                fmt_duration(r.estimated_s),
+                r.workload_name(),
+                r.point.label(),
+                fmt_duration(r.estimated_s()),
             ]
         })
         .collect();
@@ -541,78 +362,6 @@ pub fn render_table(plan: &RunPlan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    fn kind_flat(sel: &str) -> BaselineKind {
-        BaselineKind::Flat {
-            selection: sel.into(),
-            path: PathBuf::new(),
-        }
-    }
-
-    #[test]
-    fn baseline_keys_match_lmbench() {
-        let p = PathBuf::new();
-        let cases = [
-            (
-                BaselineKind::SGLang {
-                    script: "comparison-baseline.sh".into(),
-                    path: p.clone(),
-                },
-                "sglang_comparison_baseline",
-            ),
-            (
-                BaselineKind::RayServe {
-                    script: "comparison-baseline.py".into(),
-                    accelerator: "H100".into(),
-                    path: p.clone(),
-                },
-                "rayserve_comparison_baseline_h100",
-            ),
-            (
-                BaselineKind::HelmProductionStack {
-                    selection: "routing/4-roundrobin.yaml".into(),
-                    path: p.clone(),
-                },
-                "helm_routing_4-roundrobin",
-            ),
-            (
-                BaselineKind::HelmProductionStack {
-                    selection: "basic/llama-3.1-8b-basic.yaml".into(),
-                    path: p.clone(),
-                },
-                "helm_basic_llama-3.1-8b-basic",
-            ),
-            (
-                BaselineKind::DirectProductionStack {
-                    selection: "routing/lmcache_roundrobin.yaml".into(),
-                    path: p.clone(),
-                },
-                "routing_lmcache_roundrobin",
-            ),
-            (
-                BaselineKind::LlmD {
-                    selection: "debug-deployment.yaml".into(),
-                    path: p.clone(),
-                },
-                "llmd_debug-deployment",
-            ),
-            (
-                BaselineKind::Dynamo {
-                    selection: "comparison-baseline.yaml".into(),
-                    path: p.clone(),
-                },
-                "dynamo_comparison-baseline",
-            ),
-            (
-                kind_flat("basic-vllm/run-llama8B.sh"),
-                "flat_basic_vllm_run_llama8B",
-            ),
-        ];
-        for (k, want) in cases {
-            assert_eq!(baseline_key(&k, "m"), want);
-        }
-    }
 
     #[test]
     fn session_id_shape() {

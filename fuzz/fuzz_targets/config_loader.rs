@@ -27,11 +27,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let root = root();
     std::fs::write(root.join("0-bench-specs/spec.yaml"), text).unwrap();
-    match lmbench::config::load(&root.join("run-bench.yaml"), Some("hf_fuzz_token_value")) {
+    match lmbench::suite::load(&root.join("run-bench.yaml"), Some("hf_fuzz_token_value")) {
         Ok(cfg) => {
             let plan = lmbench::plan::build(&cfg, "lmbench-1-00000000".into());
             let _ = lmbench::plan::render_table(&plan);
-            let _ = serde_json::to_string(&plan);
+            let _ = serde_json::to_string(&plan.to_json());
         }
         Err(e) => {
             let msg = e.to_string();

@@ -1,19 +1,22 @@
-//! Configuration: `run-bench.yaml` and the spec files it lists, parsed once into typed values
-//! and validated as a whole before anything is deployed.
+//! Configuration: the machinery every configuration file is read and checked with, and
+//! `run-bench.yaml` itself.
 //!
-//! [`load`] returns a [`LoadedConfig`] or a [`ConfigErrors`] holding every problem found in
-//! every file, each naming the file, the line where known, the key and what was expected.
-//! Paths resolve relative to the folder that holds run-bench.yaml, and a file that a baseline or
-//! workload selects is looked up where LMBench looks for it.
+//! Problems are [`ConfigIssue`]s, each naming the file, the line where known, the key and what
+//! was expected; they are collected, never returned one at a time, and reported together as
+//! [`ConfigErrors`]. [`read_run_bench`] reads run-bench.yaml: the infrastructure and the list of
+//! spec files (which `suite` loads, with the baseline and workload types checking their own
+//! keys through [`check`]). Paths resolve relative to the folder that holds run-bench.yaml.
 
+pub mod check;
 pub mod model;
-mod validate;
 pub mod values;
 
-use crate::record::ApiType;
+pub use check::{Checked, Checker, Invalid, Item, O, S};
+use model::{InfraFile, RunBenchFile};
+use serde_saphyr::Location as YLoc;
 use std::fmt;
 use std::path::{Path, PathBuf};
-pub use values::{LooseBool, Num, OneOrMany, Secret, TraceDuration};
+pub use values::{Items, LooseBool, Num, OneOrMany, Secret, TraceDuration};
 
 /// The placeholder replaced by the `HF_TOKEN` environment variable.
 pub const HF_TOKEN_PLACEHOLDER: &str = "<YOUR_HF_TOKEN>";
@@ -130,182 +133,206 @@ pub struct Infra {
     pub json: serde_json::Value,
 }
 
-/// What a baseline deploys, with its selected file resolved.
+/// run-bench.yaml, read and checked: where baselines run and which spec files to load.
 #[derive(Debug, Clone)]
-pub enum BaselineKind {
-    /// Helm values file.
-    HelmProductionStack { selection: String, path: PathBuf },
-    /// Kubernetes manifests.
-    DirectProductionStack { selection: String, path: PathBuf },
-    /// SGLang launch script.
-    SGLang { script: String, path: PathBuf },
-    /// Ray Serve script and accelerator.
-    RayServe {
-        script: String,
-        accelerator: String,
-        path: PathBuf,
-    },
-    /// Dynamo config.
-    Dynamo { selection: String, path: PathBuf },
-    /// llm-d values.
-    LlmD { selection: String, path: PathBuf },
-    /// Local launch script.
-    Flat { selection: String, path: PathBuf },
-    /// lmbench's simulated engine with these settings (keys of `sim::SimConfig`).
-    Simulated {
-        /// Optional `name`, used in the baseline key (`sim_<name>`).
-        name: Option<String>,
-        /// The engine settings (`model` filled in from `modelURL`).
-        params: serde_json::Map<String, serde_json::Value>,
-    },
-}
-
-impl BaselineKind {
-    /// The type name as written in spec files.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            BaselineKind::HelmProductionStack { .. } => "Helm-ProductionStack",
-            BaselineKind::DirectProductionStack { .. } => "Direct-ProductionStack",
-            BaselineKind::SGLang { .. } => "SGLang",
-            BaselineKind::RayServe { .. } => "RayServe",
-            BaselineKind::Dynamo { .. } => "Dynamo",
-            BaselineKind::LlmD { .. } => "LLM-D",
-            BaselineKind::Flat { .. } => "Flat",
-            BaselineKind::Simulated { .. } => "Simulated",
-        }
-    }
-}
-
-/// A validated serving baseline.
-#[derive(Debug, Clone)]
-pub struct Baseline {
-    /// What it deploys.
-    pub kind: BaselineKind,
-    /// Model name sent in requests.
-    pub model_url: String,
-    /// Endpoint used for requests.
-    pub api_type: ApiType,
-    /// The token, with the placeholder already replaced. Never printed.
-    pub hf_token: Option<Secret>,
-    /// `extraBody`: fields merged into every request body.
-    pub extra_body: serde_json::Map<String, serde_json::Value>,
-    /// The baseline as written, without `hf_token` (the result files' `serving.config`).
-    pub config_json: serde_json::Value,
-    /// The spec line where the baseline starts.
-    pub line: Option<u64>,
-}
-
-/// A validated workload item, with its LMBench parameters.
-#[derive(Debug, Clone)]
-// The variants are the spec structs themselves; they live once per workload item, so boxing
-// the large one would buy nothing.
-#[allow(clippy::large_enum_variant)]
-pub enum Workload {
-    /// ShareGPT.
-    ShareGpt(model::ShareGpt),
-    /// LMCacheSynthetic.
-    Synthetic(model::Synthetic),
-    /// Agentic.
-    Agentic(model::Agentic),
-    /// Random.
-    Random(model::RandomW),
-    /// StrictSynthetic.
-    Strict(model::Strict),
-    /// TraceReplayer.
-    Trace(model::Trace),
-    /// VLLMBenchmark.
-    Vllm(model::Vllm),
-}
-
-impl Workload {
-    /// The workload type as written in spec files.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Workload::ShareGpt(_) => "ShareGPT",
-            Workload::Synthetic(_) => "LMCacheSynthetic",
-            Workload::Agentic(_) => "Agentic",
-            Workload::Random(_) => "Random",
-            Workload::Strict(_) => "StrictSynthetic",
-            Workload::Trace(_) => "TraceReplayer",
-            Workload::Vllm(_) => "VLLMBenchmark",
-        }
-    }
-}
-
-/// One workload item of a suite.
-#[derive(Debug, Clone)]
-pub struct WorkloadItem {
-    /// The item.
-    pub workload: Workload,
-    /// Index of the item within its type's list.
-    pub index: usize,
-    /// Spec line where the item starts.
-    pub line: Option<u64>,
-}
-
-/// A validated suite (spec file).
-#[derive(Debug, Clone)]
-pub struct Suite {
-    /// `Name`.
-    pub name: String,
-    /// The spec file.
-    pub file: PathBuf,
-    /// Baselines in spec order.
-    pub baselines: Vec<Baseline>,
-    /// Workload items in LMBench's fixed order (ShareGPT, LMCacheSynthetic, TraceReplayer,
-    /// Agentic, Random, VLLMBenchmark, StrictSynthetic), each type's list in spec order.
-    pub workloads: Vec<WorkloadItem>,
-}
-
-/// A whole validated configuration.
-#[derive(Debug, Clone)]
-pub struct LoadedConfig {
+pub struct RunBench {
     /// run-bench.yaml.
     pub path: PathBuf,
     /// The folder paths resolve against.
     pub root: PathBuf,
-    /// The infrastructure.
-    pub infra: Infra,
-    /// The suites, in run-bench.yaml order.
-    pub suites: Vec<Suite>,
-    /// Non-fatal observations (e.g. a legacy key that is ignored).
-    pub warnings: Vec<String>,
+    /// The infrastructure; `None` when it has a problem (already reported).
+    pub infra: Option<Infra>,
+    /// The spec files to load, in order (folders expanded).
+    pub specs: Vec<PathBuf>,
 }
 
-/// Where LMBench looks for a baseline's selected file, relative to the root.
-pub fn selection_dir(type_name: &str) -> &'static str {
-    match type_name {
-        "Helm-ProductionStack" => "2-serving-engines/helm-production-stack/helm_configurations",
-        "Direct-ProductionStack" => {
-            "2-serving-engines/direct-production-stack/kubernetes_configurations"
-        }
-        "SGLang" => "2-serving-engines/sglang",
-        "RayServe" => "2-serving-engines/rayserve",
-        "Dynamo" => "2-serving-engines/dynamo/dynamo_configurations",
-        "LLM-D" => "2-serving-engines/llm-d/llmd_configurations",
-        _ => "2-serving-engines/flat",
-    }
-}
-
-/// ShareGPT's dataset when `DATASET_PATH` is not set (the file LMBench downloads).
-pub const SHAREGPT_DEFAULT_PATH: &str =
-    "3-workloads/sharegpt/ShareGPT_V3_unfiltered_cleaned_split.json";
-
-/// Folder of trace files (TraceReplayer's TRACE_FILE is relative to it).
-pub const TRACE_DIR: &str = "3-workloads/trace-replayer";
-
-/// Load and validate run-bench.yaml and every spec it lists. `hf_token` is the value of the
-/// `HF_TOKEN` environment variable, if set (passed in so tests need not touch the environment).
-pub fn load(path: &Path, hf_token: Option<&str>) -> Result<LoadedConfig, ConfigErrors> {
-    validate::load(path, hf_token, None)
-}
-
-/// [`load`], with the spec list of run-bench.yaml replaced by `specs` (paths relative to
-/// `0-bench-specs/`, or absolute): `lmbench run --spec …`.
-pub fn load_with_specs(
+/// Read run-bench.yaml, reporting its problems into `issues`. `spec_override` replaces its
+/// spec list (`lmbench run --spec …`, paths relative to `0-bench-specs/` or absolute). `None`
+/// when the file cannot be read or parsed at all.
+pub fn read_run_bench(
     path: &Path,
     hf_token: Option<&str>,
-    specs: &[String],
-) -> Result<LoadedConfig, ConfigErrors> {
-    validate::load(path, hf_token, Some(specs))
+    spec_override: Option<&[String]>,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<RunBench> {
+    let mut ctx = Checker::new(path, issues);
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            ctx.push(None, "", format!("cannot read the file: {e}"));
+            return None;
+        }
+    };
+    let root = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let rb: RunBenchFile = match check::parse(&text) {
+        Ok(rb) => rb,
+        Err(e) => {
+            ctx.serde_error(&e, hf_token, &text);
+            return None;
+        }
+    };
+    let top = YLoc::UNKNOWN;
+    let infra = check_infra(&mut ctx, &rb.infrastructure, &top);
+    let specs = match spec_override {
+        Some(list) => override_paths(&mut ctx, list, &root),
+        None => spec_paths(&mut ctx, &rb, &root),
+    };
+    Some(RunBench {
+        path: path.to_path_buf(),
+        root,
+        infra,
+        specs,
+    })
+}
+
+fn check_infra(ctx: &mut Checker, v: &O<InfraFile>, top: &YLoc) -> Option<Infra> {
+    let s = ctx.req(v, "1-infrastructure", top)?;
+    let f = &s.value;
+    let at = s.referenced;
+    let loc_s = ctx.req(&f.location, "1-infrastructure.Location", &at)?;
+    let Some(location) = Location::parse(loc_s.value.trim()) else {
+        ctx.push(
+            Some(&loc_s.referenced),
+            "1-infrastructure.Location",
+            format!(
+                "unknown Location `{}`: expected one of NoBench, LocalMinikube, LMCacheGKE, Local-Flat",
+                loc_s.value
+            ),
+        );
+        return None;
+    };
+    let mut num_cluster_gpus = None;
+    let mut a100_vram = 40;
+    if location == Location::LmcacheGke {
+        match &f.num_cluster_gpus {
+            None => ctx.push(
+                Some(&at),
+                "1-infrastructure.numClusterGPUs",
+                "missing required key for LMCacheGKE: expected 1, 2, 4 or 8",
+            ),
+            Some(n) if ![1, 2, 4, 8].contains(&n.value) => ctx.push(
+                Some(&n.referenced),
+                "1-infrastructure.numClusterGPUs",
+                format!("expected 1, 2, 4 or 8, got {}", n.value),
+            ),
+            Some(n) => num_cluster_gpus = Some(n.value as u32),
+        }
+        if let Some(v) = &f.a100_vram {
+            if v.value != 40 && v.value != 80 {
+                ctx.push(
+                    Some(&v.referenced),
+                    "1-infrastructure.A100_VRAM",
+                    format!("expected 40 or 80, got {}", v.value),
+                );
+            } else {
+                a100_vram = v.value as u32;
+            }
+        }
+    }
+    let json = serde_json::to_value(f).unwrap_or(serde_json::Value::Null);
+    Some(Infra {
+        location,
+        num_cluster_gpus,
+        a100_vram,
+        json,
+    })
+}
+
+fn spec_paths(ctx: &mut Checker, rb: &RunBenchFile, root: &Path) -> Vec<PathBuf> {
+    let top = YLoc::UNKNOWN;
+    let Some(list) = &rb.specs else {
+        ctx.push(
+            Some(&top),
+            "0-bench-specs",
+            "missing or empty: expected a non-empty list of spec files or folders under 0-bench-specs/",
+        );
+        return Vec::new();
+    };
+    let Some(entries) = &list.value else {
+        ctx.push(
+            Some(&list.referenced),
+            "0-bench-specs",
+            "expected a non-empty list of spec files or folders, got nothing",
+        );
+        return Vec::new();
+    };
+    if entries.is_empty() {
+        ctx.push(
+            Some(&list.referenced),
+            "0-bench-specs",
+            "expected a non-empty list of spec files or folders",
+        );
+    }
+    let base = root.join("0-bench-specs");
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let key = format!("0-bench-specs[{i}]");
+        let p = base.join(e.value.trim());
+        if p.is_file() {
+            out.push(p);
+        } else if p.is_dir() {
+            let mut found = Vec::new();
+            collect_yaml(&p, &mut found);
+            found.sort();
+            if found.is_empty() {
+                ctx.push(
+                    Some(&e.referenced),
+                    &key,
+                    format!("folder holds no .yaml spec files: {}", p.display()),
+                );
+            }
+            out.extend(found);
+        } else {
+            ctx.push(
+                Some(&e.referenced),
+                &key,
+                format!("no such spec file or folder: {}", p.display()),
+            );
+        }
+    }
+    out
+}
+
+fn override_paths(ctx: &mut Checker, list: &[String], root: &Path) -> Vec<PathBuf> {
+    let base = root.join("0-bench-specs");
+    let mut out = Vec::new();
+    for (i, e) in list.iter().enumerate() {
+        let p = base.join(e);
+        if p.is_file() {
+            out.push(p);
+        } else if p.is_dir() {
+            let mut found = Vec::new();
+            collect_yaml(&p, &mut found);
+            found.sort();
+            out.extend(found);
+        } else {
+            ctx.push(
+                None,
+                &format!("--spec[{i}]"),
+                format!("no such spec file or folder: {}", p.display()),
+            );
+        }
+    }
+    out
+}
+
+fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_yaml(&p, out);
+        } else {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+            if yaml && !name.starts_with("TEMPLATE") {
+                out.push(p);
+            }
+        }
+    }
 }

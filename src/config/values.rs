@@ -343,3 +343,32 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Items<T> {
         d.deserialize_any(V(std::marker::PhantomData))
     }
 }
+
+/// The keys a serde struct accepts (its fields as named in files), read from its
+/// `Deserialize` implementation.
+pub fn field_names<T: de::DeserializeOwned>() -> Vec<&'static str> {
+    struct Grab<'a>(&'a mut &'static [&'static str]);
+    impl<'de> Deserializer<'de> for Grab<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("fields read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Grab(&mut fields));
+    fields.to_vec()
+}

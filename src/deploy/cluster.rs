@@ -1,56 +1,85 @@
-//! Baselines deployed on a Kubernetes cluster: Helm-ProductionStack, Direct-ProductionStack and
-//! LLM-D.
+//! Baselines deployed on a Kubernetes cluster.
 //!
-//! A [`ClusterDeployment`] is created empty and records each thing it creates as it goes (the helm
-//! release, the applied objects, the port-forward), so that [`ClusterDeployment::teardown`]
-//! removes exactly what exists after a failure at any step, after success and after Ctrl-C.
+//! A Kubernetes baseline type (Helm-ProductionStack, Direct-ProductionStack, LLM-D: each in its
+//! own file under `baseline/`) describes what it creates as a [`ClusterPlan`]: manifests to
+//! server-side apply (placeholders substituted in memory, never written to disk), a helm release
+//! (`<YOUR_HF_TOKEN>` substituted into a private temporary copy of the values), and the Service
+//! to forward. A [`ClusterDeployment`] carries the plan out — connect with kube-rs, apply, `helm
+//! upgrade --install`, wait until every pod of the namespace is Ready, port-forward the Service
+//! to the local port — and records each thing it creates as it goes, so that
+//! [`ClusterDeployment::teardown`] removes exactly what exists after a failure at any step,
+//! after success and after Ctrl-C.
 //!
-//! The steps per type (inventory §4.1, §4.2, §4.6, done with kube-rs instead of kubectl):
-//! - Helm-ProductionStack: the values file with `<YOUR_HF_TOKEN>` substituted into a private
-//!   temporary copy → `helm upgrade --install vllm <chart>` → every pod of the namespace Ready →
-//!   port-forward `svc/vllm-router-service:80` to the local port → `/v1/models` answers.
-//! - Direct-ProductionStack: the manifests with both token placeholders substituted in memory
-//!   (never written to disk) → server-side apply → the same wait, port-forward and probe.
-//! - LLM-D: namespace `llm-d` and Secret `llm-d-hf-token` applied → `helm upgrade --install llm-d
-//!   <chart>` with the values file → pods Ready → port-forward
-//!   `svc/llm-d-inference-gateway-istio:80` → probe.
-//!
-//! Charts: `LMBENCH_PS_CHART` (default `vllm/vllm-stack`, after `helm repo add vllm
-//! https://vllm-project.github.io/production-stack`) and `LMBENCH_LLMD_CHART` (default
-//! `llm-d/llm-d`, repo `https://llm-d.ai/llm-d-deployer`); a chart that is a local folder needs no
-//! repo.
+//! A chart comes from its environment override (`LMBENCH_PS_CHART`, `LMBENCH_LLMD_CHART`) or
+//! its default in a helm repository that is added and updated first; a chart that is a local
+//! folder needs no repository.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use base64::Engine as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BaselineKind, Secret};
+use crate::config::Secret;
 use crate::deploy::helm::{substituted_copy, Helm};
 use crate::deploy::k8s::{AppliedObject, Kube, PortForward, WaitOptions};
-use crate::deploy::readiness;
 use crate::deploy::tools::ToolEnv;
 
-/// The production-stack router's Service and port.
-pub const PS_ROUTER_SERVICE: (&str, u16) = ("vllm-router-service", 80);
-/// llm-d's gateway Service and port.
-pub const LLMD_GATEWAY_SERVICE: (&str, u16) = ("llm-d-inference-gateway-istio", 80);
-/// The namespace llm-d is installed into.
-pub const LLMD_NAMESPACE: &str = "llm-d";
-const PS_RELEASE: &str = "vllm";
-const LLMD_RELEASE: &str = "llm-d";
-const PS_REPO: (&str, &str) = ("vllm", "https://vllm-project.github.io/production-stack");
-const LLMD_REPO: (&str, &str) = ("llm-d", "https://llm-d.ai/llm-d-deployer");
+/// What a Kubernetes baseline creates, in this order: manifests, then a helm release, then the
+/// port-forward of a Service. Each baseline type builds its own plan; [`ClusterDeployment`]
+/// carries it out and records what exists for teardown.
+#[derive(Debug, Clone)]
+pub struct ClusterPlan {
+    /// What is deployed, for the log (`helm-production-stack`).
+    pub label: &'static str,
+    /// The namespace; `None` for the kubeconfig context's.
+    pub namespace: Option<&'static str>,
+    /// Objects server-side applied first.
+    pub manifests: Option<Manifests>,
+    /// A helm release installed after them.
+    pub release: Option<HelmRelease>,
+    /// The Service (name, port) forwarded to the local port once every pod is Ready.
+    pub service: (&'static str, u16),
+}
 
-/// Whether a baseline type is deployed on a cluster (rather than as a local process).
-pub fn is_cluster_kind(kind: &BaselineKind) -> bool {
-    matches!(
-        kind,
-        BaselineKind::HelmProductionStack { .. }
-            | BaselineKind::DirectProductionStack { .. }
-            | BaselineKind::LlmD { .. }
-    )
+/// Multi-document manifests to apply, possibly holding the token (kept in memory only).
+#[derive(Debug, Clone)]
+pub struct Manifests {
+    /// The YAML, placeholders already substituted.
+    pub text: Secret,
+    /// Where it came from, for error messages.
+    pub origin: PathBuf,
+    /// What it is, for messages (the selected file, or a description).
+    pub what: String,
+    /// Kinds applied but left in place at teardown (a shared Namespace).
+    pub keep_kinds: &'static [&'static str],
+    /// Whether the apply is noted in the log.
+    pub note: bool,
+}
+
+/// A helm release to install.
+#[derive(Debug, Clone)]
+pub struct HelmRelease {
+    /// The release name.
+    pub name: &'static str,
+    /// The chart.
+    pub chart: Chart,
+    /// The values file.
+    pub values: PathBuf,
+    /// The selected file as written, for messages.
+    pub what: String,
+    /// Whether `<YOUR_HF_TOKEN>` in the values is replaced (in a private temporary copy).
+    pub substitute_token: bool,
+}
+
+/// Where a chart comes from: the environment's override, else a default from a repo.
+#[derive(Debug, Clone, Copy)]
+pub struct Chart {
+    /// The variable that overrides it (`LMBENCH_PS_CHART`).
+    pub env: &'static str,
+    /// The default chart (`vllm/vllm-stack`).
+    pub default: &'static str,
+    /// The default's repository (name, URL), added and updated before use.
+    pub repo: (&'static str, &'static str),
 }
 
 /// How to deploy.
@@ -127,116 +156,63 @@ impl ClusterDeployment {
         }
     }
 
-    /// Deploy `kind` and wait until the endpoint on `127.0.0.1:<local_port>` lists a model.
-    /// Whatever fails, what was created so far is recorded: call [`Self::teardown`] either way.
+    /// Carry out `plan` up to a port-forward of its Service on `127.0.0.1:<local_port>`,
+    /// with every pod Ready. Whatever fails, what was created so far is recorded: call
+    /// [`Self::teardown`] either way.
     pub async fn deploy(
         &mut self,
-        kind: &BaselineKind,
+        plan: &ClusterPlan,
         token: Option<&Secret>,
         tools: &ToolEnv,
         opts: &ClusterOptions,
         cancel: &CancellationToken,
-    ) -> Result<readiness::ReadyInfo, String> {
+    ) -> Result<(), String> {
         self.context = opts.context.clone();
         let token = token.map(Secret::expose).unwrap_or("");
-        let (service, port) = match kind {
-            BaselineKind::HelmProductionStack { path, selection } => {
-                let kube = self
-                    .connect(opts.context.as_deref(), opts.namespace.as_deref())
-                    .await?;
-                let ns = kube.namespace().to_string();
-                let chart = chart(tools, "LMBENCH_PS_CHART", "vllm/vllm-stack", PS_REPO).await?;
-                let values = substituted_copy(path, &[("<YOUR_HF_TOKEN>", token)])
-                    .map_err(|e| format!("{selection}: {e}"))?;
-                tools.note(&format!(
-                    "helm-production-stack: release {PS_RELEASE}, chart {chart}, values {selection}"
-                ));
-                // Recorded before the install: a half-done install is uninstalled too.
-                self.release = Some((PS_RELEASE.to_string(), ns.clone()));
-                self.helm(tools)
-                    .upgrade_install(
-                        PS_RELEASE,
-                        &chart,
-                        Some(&ns),
-                        values.path(),
-                        opts.helm_timeout,
-                    )
-                    .await
-                    .map_err(|e| format!("helm install of {selection}: {e}"))?;
-                PS_ROUTER_SERVICE
-            }
-            BaselineKind::DirectProductionStack { path, selection } => {
-                let kube = self
-                    .connect(opts.context.as_deref(), opts.namespace.as_deref())
-                    .await?;
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                let b64 = base64::engine::general_purpose::STANDARD.encode(token);
-                let text = text
-                    .replace("<YOUR_HF_TOKEN_BASE64>", &b64)
-                    .replace("<YOUR_HF_TOKEN>", token);
-                tools.note(&format!(
-                    "direct-production-stack: server-side apply of {selection} into namespace {}",
-                    kube.namespace()
-                ));
-                match kube.apply_manifests(&text, path).await {
-                    Ok(objs) => self.objects.extend(objs),
-                    Err(e) => {
-                        self.objects.extend(e.partially_applied().iter().cloned());
-                        return Err(format!("apply of {selection}: {e}"));
-                    }
-                }
-                PS_ROUTER_SERVICE
-            }
-            BaselineKind::LlmD { path, selection } => {
-                let kube = self
-                    .connect(opts.context.as_deref(), Some(LLMD_NAMESPACE))
-                    .await?;
-                let chart = chart(tools, "LMBENCH_LLMD_CHART", "llm-d/llm-d", LLMD_REPO).await?;
-                match kube
-                    .apply_manifests(
-                        &llmd_prelude(token),
-                        Path::new("<llm-d namespace and token secret>"),
-                    )
-                    .await
-                {
-                    Ok(objs) => self
-                        .objects
-                        .extend(objs.into_iter().filter(|o| o.kind != "Namespace")),
-                    Err(e) => {
-                        self.objects.extend(
-                            e.partially_applied()
-                                .iter()
-                                .filter(|o| o.kind != "Namespace")
-                                .cloned(),
-                        );
-                        return Err(format!("llm-d namespace and token secret: {e}"));
-                    }
-                }
-                tools.note(&format!(
-                    "llm-d: release {LLMD_RELEASE}, chart {chart}, values {selection}, namespace {LLMD_NAMESPACE}"
-                ));
-                self.release = Some((LLMD_RELEASE.to_string(), LLMD_NAMESPACE.to_string()));
-                self.helm(tools)
-                    .upgrade_install(
-                        LLMD_RELEASE,
-                        &chart,
-                        Some(LLMD_NAMESPACE),
-                        path,
-                        opts.helm_timeout,
-                    )
-                    .await
-                    .map_err(|e| format!("helm install of {selection}: {e}"))?;
-                LLMD_GATEWAY_SERVICE
-            }
-            other => {
-                return Err(format!(
-                    "{} is not a Kubernetes baseline",
-                    other.type_name()
-                ))
-            }
+        let namespace = plan.namespace.or(opts.namespace.as_deref());
+        let kube = self.connect(opts.context.as_deref(), namespace).await?;
+        let ns = kube.namespace().to_string();
+        let chart = match &plan.release {
+            Some(r) => Some(chart(tools, r.chart).await?),
+            None => None,
         };
-        let kube = self.kube.clone().expect("connected above");
+        if let Some(m) = &plan.manifests {
+            if m.note {
+                tools.note(&format!(
+                    "{}: server-side apply of {} into namespace {ns}",
+                    plan.label, m.what
+                ));
+            }
+            let keep = |o: &AppliedObject| !m.keep_kinds.contains(&o.kind.as_str());
+            match kube.apply_manifests(m.text.expose(), &m.origin).await {
+                Ok(objs) => self.objects.extend(objs.into_iter().filter(keep)),
+                Err(e) => {
+                    self.objects
+                        .extend(e.partially_applied().iter().filter(|o| keep(o)).cloned());
+                    return Err(format!("{}: {e}", apply_what(m)));
+                }
+            }
+        }
+        if let (Some(r), Some(chart)) = (&plan.release, chart) {
+            let copy;
+            let values = if r.substitute_token {
+                copy = substituted_copy(&r.values, &[("<YOUR_HF_TOKEN>", token)])
+                    .map_err(|e| format!("{}: {e}", r.what))?;
+                copy.path()
+            } else {
+                r.values.as_path()
+            };
+            tools.note(&format!(
+                "{}: release {}, chart {chart}, values {}, namespace {ns}",
+                plan.label, r.name, r.what
+            ));
+            // Recorded before the install: a half-done install is uninstalled too.
+            self.release = Some((r.name.to_string(), ns.clone()));
+            self.helm(tools)
+                .upgrade_install(r.name, &chart, Some(&ns), values, opts.helm_timeout)
+                .await
+                .map_err(|e| format!("helm install of {}: {e}", r.what))?;
+        }
         let wait = WaitOptions {
             deadline: opts.pods_deadline,
             poll: opts.pods_poll,
@@ -245,19 +221,14 @@ impl ClusterDeployment {
         let ready = kube
             .wait_pods_ready(None, wait, cancel)
             .await
-            .map_err(|e| {
-                format!(
-                    "pods of {} in namespace {}: {e}",
-                    self.key,
-                    kube.namespace()
-                )
-            })?;
+            .map_err(|e| format!("pods of {} in namespace {ns}: {e}", self.key))?;
         tracing::info!(
             "{}: {} pod(s) Ready in {:.1}s",
             self.key,
             ready.pods.len(),
             ready.elapsed.as_secs_f64()
         );
+        let (service, port) = plan.service;
         let forward = kube
             .port_forward(service, port, opts.local_port)
             .await
@@ -268,13 +239,7 @@ impl ClusterDeployment {
             forward.local_addr
         );
         self.forward = Some(forward);
-        let base_url = format!("http://127.0.0.1:{}", opts.local_port);
-        tokio::select! {
-            r = readiness::wait_ready(&base_url, opts.ready_timeout, || None) => {
-                r.map_err(|e| format!("{} through the port-forward: {e}", self.key))
-            }
-            _ = cancel.cancelled() => Err("interrupted during deployment".to_string()),
-        }
+        Ok(())
     }
 
     async fn connect(
@@ -349,12 +314,8 @@ impl ClusterDeployment {
 
 /// The chart to install: the environment's override, else the default from its repo (added and
 /// updated first). A local folder needs no repo.
-async fn chart(
-    tools: &ToolEnv,
-    env: &str,
-    default: &str,
-    repo: (&str, &str),
-) -> Result<String, String> {
+async fn chart(tools: &ToolEnv, chart: Chart) -> Result<String, String> {
+    let Chart { env, default, repo } = chart;
     if let Ok(c) = std::env::var(env) {
         if !c.is_empty() {
             if !Path::new(&c).exists() && c.starts_with(&format!("{}/", repo.0)) {
@@ -377,39 +338,11 @@ async fn add_repo(tools: &ToolEnv, (name, url): (&str, &str)) -> Result<(), Stri
         .map_err(|e| format!("helm repo update: {e}"))
 }
 
-/// llm-d's namespace and the Secret its chart reads the Hugging Face token from.
-fn llmd_prelude(token: &str) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(token);
-    format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {LLMD_NAMESPACE}\n---\n\
-         apiVersion: v1\nkind: Secret\nmetadata:\n  name: llm-d-hf-token\n  namespace: {LLMD_NAMESPACE}\n\
-         type: Opaque\ndata:\n  HF_TOKEN: {b64}\n"
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn llmd_prelude_holds_the_token_only_in_base64() {
-        let text = llmd_prelude("hf_secret");
-        assert!(!text.contains("hf_secret"));
-        assert!(text.contains("HF_TOKEN: aGZfc2VjcmV0"));
-        assert!(text.contains("kind: Namespace"));
-    }
-
-    #[test]
-    fn cluster_kinds() {
-        let k = BaselineKind::DirectProductionStack {
-            selection: "a.yaml".into(),
-            path: "a.yaml".into(),
-        };
-        assert!(is_cluster_kind(&k));
-        let f = BaselineKind::Flat {
-            selection: "a.sh".into(),
-            path: "a.sh".into(),
-        };
-        assert!(!is_cluster_kind(&f));
+/// What a failed apply was applying, for its error message.
+fn apply_what(m: &Manifests) -> String {
+    if m.note {
+        format!("apply of {}", m.what)
+    } else {
+        m.what.clone()
     }
 }

@@ -1,17 +1,25 @@
-//! Bring a baseline up on this machine and take it down again.
+//! Bring a baseline up and take it down again, through one handle ([`Deployment`]) whatever
+//! hosts it.
 //!
-//! A local ("Flat") baseline is a launch script run as a supervised process group
-//! ([`local::LocalProcess`]): its output goes to a log file, and teardown signals the whole
-//! group, so engines that fork workers (vLLM) leave nothing behind. [`readiness`] decides
-//! when the engine can take load (`GET /v1/models` lists a model) and when its port is free
-//! again for the next baseline.
+//! - A local baseline is a launch script run as a supervised process group
+//!   ([`local::LocalProcess`]): its output goes to a log file, and teardown signals the whole
+//!   group, so engines that fork workers (vLLM) leave nothing behind.
+//! - A Kubernetes baseline is a [`cluster::ClusterPlan`] carried out with kube-rs and the helm
+//!   CLI ([`cluster`], [`k8s`], [`helm`], [`tools`]).
+//! - An external endpoint is only checked.
+//!
+//! [`readiness`] decides when the engine can take load (`GET /v1/models` lists a model) and
+//! when its port is free again for the next baseline.
 
 pub mod cluster;
+mod deployment;
 pub mod helm;
 pub mod k8s;
 pub mod local;
 pub mod readiness;
 pub mod tools;
+
+pub use deployment::{process, DeployOptions, Deployment, Endpoint, Launch};
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -77,6 +85,15 @@ pub enum DeployError {
         /// How long was waited after SIGKILL.
         waited: Duration,
     },
+    /// A Kubernetes deployment step failed (the message names the step and the object).
+    #[error("{message}")]
+    Cluster {
+        /// What failed.
+        message: String,
+    },
+    /// Ctrl-C or SIGTERM arrived while the baseline was being deployed.
+    #[error("interrupted during deployment")]
+    Interrupted,
     /// Any other I/O failure (log file, waiting on the child).
     #[error("{context}: {source}")]
     Io {
@@ -286,10 +303,13 @@ mod tests {
         })
         .unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        let ready =
-            readiness::wait_ready(&base, Duration::from_secs(1800), || engine.exit_reason())
-                .await
-                .unwrap();
+        let ready = readiness::wait_ready(
+            &Endpoint::local(port, None),
+            Duration::from_secs(1800),
+            || engine.exit_reason(),
+        )
+        .await
+        .unwrap();
         assert_eq!(ready.models, vec!["gemma-3-270m".to_owned()]);
 
         let prompt = "The history of the city begins with a small harbour. ".repeat(20);

@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use super::DeployError;
+use super::{DeployError, Endpoint};
 
 /// Default time between two readiness probes.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -33,21 +33,23 @@ pub struct ReadyInfo {
 /// supervised process exited), and with [`DeployError::ReadyTimeout`], carrying the last
 /// error seen, once `timeout` has passed. At least one probe is always sent.
 pub async fn wait_ready(
-    base_url: &str,
+    endpoint: &Endpoint,
     timeout: Duration,
     is_dead: impl FnMut() -> Option<String>,
 ) -> Result<ReadyInfo, DeployError> {
-    wait_ready_every(base_url, timeout, DEFAULT_POLL_INTERVAL, is_dead).await
+    wait_ready_every(endpoint, timeout, DEFAULT_POLL_INTERVAL, is_dead).await
 }
 
 /// [`wait_ready`] with a chosen time between probes.
 pub async fn wait_ready_every(
-    base_url: &str,
+    endpoint: &Endpoint,
     timeout: Duration,
     interval: Duration,
     mut is_dead: impl FnMut() -> Option<String>,
 ) -> Result<ReadyInfo, DeployError> {
-    let url = format!("{}/v1/models", base_url.trim_end_matches('/'));
+    let base = endpoint.base_url.trim_end_matches('/');
+    let base = base.strip_suffix("/v1").unwrap_or(base);
+    let url = format!("{base}/v1/models");
     let client = reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(PROBE_TIMEOUT)
@@ -230,6 +232,14 @@ mod tests {
     }
 
     /// A port nobody listens on (bound, then released).
+    fn ep(base: &str) -> Endpoint {
+        Endpoint {
+            base_url: base.to_string(),
+            ca_cert: None,
+            api_key: None,
+        }
+    }
+
     fn closed_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -242,7 +252,7 @@ mod tests {
     async fn ready_after_some_503s() {
         let (base, calls) = serve_models(3).await;
         let info = wait_ready_every(
-            &base,
+            &ep(&base),
             Duration::from_secs(10),
             Duration::from_millis(20),
             || None,
@@ -264,7 +274,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let err = wait_ready_every(
-            &format!("http://{addr}"),
+            &ep(&format!("http://{addr}")),
             Duration::from_millis(300),
             Duration::from_millis(20),
             || None,
@@ -279,7 +289,7 @@ mod tests {
         let base = format!("http://127.0.0.1:{}", closed_port());
         let start = Instant::now();
         let err = wait_ready_every(
-            &base,
+            &ep(&base),
             Duration::from_millis(500),
             Duration::from_millis(50),
             || None,
@@ -317,7 +327,7 @@ mod tests {
         .unwrap();
         let base = format!("http://127.0.0.1:{}", closed_port());
         let start = Instant::now();
-        let err = wait_ready(&base, Duration::from_secs(60), || p.exit_reason())
+        let err = wait_ready(&ep(&base), Duration::from_secs(60), || p.exit_reason())
             .await
             .unwrap_err();
         assert!(

@@ -13,8 +13,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-/// Suffix of the comparison files, which are not results.
-pub const COMPARISON_SUFFIX: &str = "_comparison.json";
+use crate::results::{is_result_file, ResultFile};
 
 /// Session label for result files that carry no `lmbench-session-id`.
 pub const NO_SESSION: &str = "(no session id)";
@@ -187,16 +186,6 @@ pub struct SuiteFiles {
     pub skipped: Vec<Skipped>,
 }
 
-/// True for a per-run result JSON: a `.json` file that is not a `*_comparison.json` nor a
-/// hidden temporary file. (Result files sit beside `.requests.jsonl`, comparison files and
-/// `report.html` in a suite folder.)
-pub fn is_result_file(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    name.ends_with(".json") && !name.ends_with(COMPARISON_SUFFIX) && !name.starts_with('.')
-}
-
 /// Reads every result JSON directly inside `dir` (not recursively).
 pub fn read_suite_dir(dir: &Path) -> std::io::Result<SuiteFiles> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
@@ -217,77 +206,61 @@ pub fn read_suite_dir(dir: &Path) -> std::io::Result<SuiteFiles> {
 
 /// Reads one result file.
 pub fn read_result(path: &Path) -> Result<RunResult, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
+    let file = ResultFile::read(path)?;
     let mtime = std::fs::metadata(path)
         .and_then(|m| m.modified())
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    from_value(path, &v, mtime)
+    from_file(path, file, mtime)
 }
 
 /// Builds a [`RunResult`] from a parsed result JSON.
 pub fn from_value(path: &Path, v: &Value, mtime: SystemTime) -> Result<RunResult, String> {
-    let results = v
-        .get("results")
-        .filter(|r| r.is_object())
-        .ok_or("no \"results\" object (not a result file)")?
-        .clone();
-    let workload_params = v.get("workload").cloned().unwrap_or(Value::Null);
-    let workload = workload_params
-        .get("WORKLOAD")
-        .and_then(Value::as_str)
-        .ok_or("no workload.WORKLOAD")?
-        .to_string();
-    let str_at = |p: &str| {
-        v.pointer(p)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_default()
-    };
+    from_file(path, ResultFile::from_value(v.clone())?, mtime)
+}
+
+/// Builds a [`RunResult`] from a result file.
+pub fn from_file(path: &Path, f: ResultFile, mtime: SystemTime) -> Result<RunResult, String> {
+    let workload = f.workload_name().to_string();
     let stem = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .trim_end_matches(".json")
         .to_string();
-    let baseline_key = v
-        .pointer("/lmbench/baseline_key")
-        .and_then(Value::as_str)
+    let lm = f.lmbench.clone().unwrap_or_default();
+    let baseline_key = lm
+        .baseline_key
         .filter(|k| !k.is_empty())
-        .map(str::to_string)
         .unwrap_or_else(|| baseline_key_from_stem(&stem, &workload));
-    let sweep = v.pointer("/lmbench/run/sweep").and_then(Value::as_object);
-    let (sweep_key, sweep_value) = match sweep.and_then(|m| m.iter().next()) {
+    let (sweep_key, sweep_value) = match lm.run.sweep.iter().next() {
         Some((k, val)) => (Some(k.clone()), Some(val.clone())),
         None => (None, None),
     };
-    let session = v
-        .get("lmbench-session-id")
-        .and_then(Value::as_str)
+    let session = f
+        .session_id
+        .clone()
         .filter(|s| !s.is_empty())
-        .unwrap_or(NO_SESSION)
-        .to_string();
+        .unwrap_or_else(|| NO_SESSION.to_string());
+    let workload_params = Value::Object(f.workload.clone());
     Ok(RunResult {
         path: path.to_path_buf(),
         session,
-        timestamp: str_at("/timestamp"),
+        timestamp: f.timestamp.clone(),
         mtime,
-        suite: str_at("/name"),
+        suite: f.name.clone(),
         baseline_key,
-        baseline_type: str_at("/serving/baseline_type"),
-        serving_config: v.pointer("/serving/config").cloned().unwrap_or(Value::Null),
-        qps_value: workload_params
+        baseline_type: f.serving.baseline_type.clone().unwrap_or_default(),
+        serving_config: f.serving.config.clone().unwrap_or(Value::Null),
+        qps_value: f
+            .workload
             .get("QPS")
             .filter(|q| q.as_f64().is_some_and(f64::is_finite))
             .cloned(),
         workload,
         workload_params,
-        run_index: v.pointer("/lmbench/run/index").and_then(Value::as_u64),
-        partial: v
-            .pointer("/lmbench/run/partial")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        results,
+        run_index: lm.run.index,
+        partial: lm.run.partial.unwrap_or(false),
+        results: Value::Object(f.results),
         sweep_key,
         sweep_value,
     })

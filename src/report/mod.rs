@@ -11,32 +11,24 @@
 //! - [`compare`] builds the comparison JSON;
 //! - [`plot`] draws the comparison PNG (plotters, embedded DejaVu Sans);
 //! - [`html`] renders `report.html`.
+//!
+//! The `lmbench report` command itself (printing the files, the exit code) is in `commands`.
 
 pub mod compare;
 pub mod html;
 pub mod load;
 pub mod plot;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-pub use load::{is_result_file, Selection};
+pub use crate::results::is_result_file;
+pub use load::Selection;
 
+use crate::files::Existing;
 use load::{SelectError, WorkloadGroup};
 
 /// Name of the HTML report in a suite folder.
 pub const REPORT_FILE: &str = "report.html";
-
-/// Options of `lmbench report`.
-#[derive(Debug, Clone)]
-pub struct ReportOptions {
-    /// The suite folder (`4-latest-results/<Name>`).
-    pub suite_dir: PathBuf,
-    /// Only this session's results (default: the newest session in the folder).
-    pub session: Option<String>,
-    /// Every session's results (LMBench's behaviour).
-    pub all: bool,
-}
 
 /// Why no report could be made.
 #[derive(Debug, thiserror::Error)]
@@ -68,12 +60,10 @@ pub enum ReportError {
 }
 
 impl ReportError {
-    /// The exit code of `lmbench report` for this error: 2 for bad input, 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ReportError::Read { .. } => crate::orchestrate::exit::RUN_FAILED,
-            _ => crate::orchestrate::exit::BAD_INPUT,
-        }
+    /// True when the input was bad (no such folder, no result files, an unknown session)
+    /// rather than a failure to read it.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, ReportError::Read { .. })
     }
 }
 
@@ -136,9 +126,9 @@ pub fn generate(suite_dir: &Path, selection: &Selection) -> Result<Generated, Re
     let font = plot::ensure_font();
     let mut pngs: Vec<Option<Vec<u8>>> = Vec::new();
     for g in &groups {
-        let base = file_part(&g.workload);
+        let base = crate::results::file_name_part(&g.workload);
         let json_path = suite_dir.join(format!("{base}_comparison.json"));
-        match crate::results::write_json_atomic(&json_path, &compare::comparison_json(g)) {
+        match write_json(&json_path, &compare::comparison_json(g)) {
             Ok(()) => out.written.push(json_path),
             Err(e) => out
                 .errors
@@ -184,7 +174,11 @@ pub fn generate(suite_dir: &Path, selection: &Selection) -> Result<Generated, Re
             .to_string(),
     };
     let html_path = suite_dir.join(REPORT_FILE);
-    match write_file_atomic(&html_path, html::render(&page).as_bytes()) {
+    match crate::files::write_atomic(
+        &html_path,
+        html::render(&page).as_bytes(),
+        Existing::Replace,
+    ) {
         Ok(()) => out.written.push(html_path),
         Err(e) => out
             .errors
@@ -211,35 +205,11 @@ fn subtitle(g: &WorkloadGroup, shown: &[String], all: bool) -> String {
     )
 }
 
-/// A workload name as a file-name part (no path separators).
-fn file_part(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c == '/' || c == '\\' || c.is_whitespace() || c.is_control() {
-                '-'
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
-fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+/// `value` as pretty JSON (LMBench's 2-space indent) with a final newline, written atomically.
+fn write_json(path: &Path, value: &serde_json::Value) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    crate::files::write_atomic(path, &bytes, Existing::Replace)
 }
 
 /// Write `<WORKLOAD>_comparison.json` and `.png` for one session of a suite folder (the newest
@@ -261,37 +231,6 @@ pub fn write_suite(suite_dir: &Path, session: Option<&str>) -> anyhow::Result<Ve
             Ok(Vec::new())
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-/// `lmbench report`: returns the exit code (0 written; 2 no such folder, no result files or
-/// an unknown session; 1 a file could not be written).
-pub fn run_report(opts: &ReportOptions) -> u8 {
-    let selection = if opts.all {
-        Selection::All
-    } else if let Some(id) = &opts.session {
-        Selection::Session(id.clone())
-    } else {
-        Selection::Newest
-    };
-    match generate(&opts.suite_dir, &selection) {
-        Ok(g) => {
-            for f in &g.written {
-                crate::out(&f.display().to_string());
-            }
-            for e in &g.errors {
-                eprintln!("error: {e}");
-            }
-            if g.errors.is_empty() {
-                crate::orchestrate::exit::OK
-            } else {
-                crate::orchestrate::exit::RUN_FAILED
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            e.exit_code()
-        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! no system font library or font file is needed. Runs without a QPS (timed trace replay) are
 //! drawn as unconnected markers at x = 0 and the x axis label says so.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, Context};
@@ -121,10 +121,9 @@ fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("drawing the plot failed: {e}")
 }
 
-/// Renders the comparison PNG of `group` to `path` (written to a temporary name beside it,
-/// then renamed, so a reader never sees half a file). `family` is the font family to draw
-/// with; [`FONT_FAMILY`] after [`ensure_font`]. Fails (never panics) when the family is not
-/// registered.
+/// Renders the comparison PNG of `group` to `path` (written atomically, so a reader never
+/// sees half a file). `family` is the font family to draw with; [`FONT_FAMILY`] after
+/// [`ensure_font`]. Fails (never panics) when the family is not registered.
 pub fn write_png(
     path: &Path,
     group: &WorkloadGroup,
@@ -132,38 +131,33 @@ pub fn write_png(
     subtitle: &str,
     family: &str,
 ) -> anyhow::Result<()> {
-    let tmp = temp_path(path);
-    let drawn = draw_to_file(&tmp, group, title, subtitle, family);
-    let result = drawn.and_then(|()| {
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let bytes = render_png(group, title, subtitle, family)?;
+    crate::files::write_atomic(path, &bytes, crate::files::Existing::Replace)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // The bitmap backend picks the image format from the extension, so the temporary name
-    // keeps `.png` at its end.
-    path.with_file_name(format!(".{name}.{}.tmp.png", std::process::id()))
-}
-
-fn draw_to_file(
-    path: &Path,
+/// The comparison PNG of `group`, encoded.
+pub fn render_png(
     group: &WorkloadGroup,
     title: &str,
     subtitle: &str,
     family: &str,
-) -> anyhow::Result<()> {
-    let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
-    draw(&root, group, title, subtitle, family)?;
-    root.present()
-        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
+) -> anyhow::Result<Vec<u8>> {
+    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
+        draw(&root, group, title, subtitle, family)?;
+        root.present()
+            .map_err(|e| anyhow!("drawing the plot failed: {e}"))?;
+    }
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, WIDTH, HEIGHT);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut w = enc.write_header().context("encoding the PNG")?;
+    w.write_image_data(&rgb).context("encoding the PNG")?;
+    w.finish().context("encoding the PNG")?;
+    Ok(out)
 }
 
 fn draw<DB: DrawingBackend>(

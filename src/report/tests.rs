@@ -643,11 +643,17 @@ fn write_suite_never_touches_results_and_regenerates_its_own_files() {
 #[test]
 fn exit_codes() {
     let tmp = two_sessions();
-    let opts = |dir: &Path, session: Option<&str>, all: bool| ReportOptions {
-        suite_dir: dir.to_path_buf(),
-        session: session.map(str::to_string),
-        all,
+    // `lmbench report` (crate::commands) on `dir` with `--session` / `--all`.
+    let opts = |dir: &Path, session: Option<&str>, all: bool| {
+        let selection = match (session, all) {
+            (_, true) => Selection::All,
+            (Some(s), false) => Selection::Session(s.to_string()),
+            (None, false) => Selection::Newest,
+        };
+        (dir.to_path_buf(), selection)
     };
+    let run_report =
+        |(dir, selection): &(PathBuf, Selection)| crate::commands::report(dir, selection).code();
     assert_eq!(run_report(&opts(tmp.path(), None, false)), 0);
     assert_eq!(run_report(&opts(tmp.path(), Some(OLD), false)), 0);
     assert_eq!(run_report(&opts(tmp.path(), None, true)), 0);

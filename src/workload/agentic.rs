@@ -24,12 +24,125 @@
 //! send their first request, 0.5 s apart; the measured users start when these have finished.
 
 use super::prompt::{mix_seed, PromptBuilder};
-use super::{RunContext, Workload, WorkloadError};
-use crate::config::model::Agentic as Cfg;
-use crate::plan::{PlannedRun, RANDOM_DEFAULT_DURATION_S};
+use super::random::RANDOM_DEFAULT_DURATION_S;
+use super::{
+    Point, PointResults, RawWorkload, RunContext, SweepPoint, Workload, WorkloadError, WorkloadSpec,
+};
+use crate::config::{Checked, Item, Num, OneOrMany, O};
 use crate::record::{Completed, Message, Prompt, RequestSpec};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+
+crate::workload_keys! {
+    /// `Agentic`'s keys.
+    pub struct Raw {
+        /// Warmup users.
+        pub NUM_USERS_WARMUP: O<i64>,
+        /// Agents per user.
+        pub NUM_AGENTS: O<i64>,
+        /// Requests per user.
+        pub NUM_ROUNDS: O<i64>,
+        /// Tokens of the shared system prompt.
+        pub SYSTEM_PROMPT: O<i64>,
+        /// Tokens of each user's context.
+        pub CHAT_HISTORY: O<i64>,
+        /// max_tokens of every answer.
+        pub ANSWER_LEN: O<i64>,
+        /// Seconds between new users (the sweep; default [2]).
+        pub NEW_USER_INTERVALS: O<OneOrMany<Num>>,
+        /// Seconds of sending per point (lmbench addition; LMBench's fixed 100).
+        pub DURATION: O<Num>,
+    }
+}
+
+impl RawWorkload for Raw {
+    const NAME: &'static str = "Agentic";
+    type Spec = Config;
+
+    fn validate(&self, c: &mut Item<'_, '_>) -> Checked<Config> {
+        let warmup = c.int(&self.NUM_USERS_WARMUP, "NUM_USERS_WARMUP", 0);
+        let agents = c.req_int(&self.NUM_AGENTS, "NUM_AGENTS", 1);
+        let rounds = c.req_int(&self.NUM_ROUNDS, "NUM_ROUNDS", 1);
+        let system = c.req_int(&self.SYSTEM_PROMPT, "SYSTEM_PROMPT", 0);
+        let history = c.req_int(&self.CHAT_HISTORY, "CHAT_HISTORY", 0);
+        let answer = c.req_int(&self.ANSWER_LEN, "ANSWER_LEN", 1);
+        let intervals = c.positive_list(&self.NEW_USER_INTERVALS, "NEW_USER_INTERVALS", false);
+        let duration = c.positive(&self.DURATION, "DURATION");
+        Ok(Config {
+            warmup_users: warmup?.unwrap_or(0) as u64,
+            agents: agents?.min(u32::MAX as i64) as u32,
+            rounds: rounds?.min(u32::MAX as i64) as u32,
+            system_prompt: system? as usize,
+            chat_history: history? as usize,
+            answer_len: answer?.min(u32::MAX as i64) as u32,
+            intervals: intervals?.unwrap_or_else(|| {
+                vec![Num {
+                    value: DEFAULT_NEW_USER_INTERVAL_S,
+                    is_int: true,
+                }]
+            }),
+            duration_s: duration?.unwrap_or(RANDOM_DEFAULT_DURATION_S),
+        })
+    }
+
+    fn tokenizer(&self) -> &O<String> {
+        &self.TOKENIZER
+    }
+}
+
+/// A validated Agentic item.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `NUM_USERS_WARMUP`.
+    pub warmup_users: u64,
+    /// `NUM_AGENTS`.
+    pub agents: u32,
+    /// `NUM_ROUNDS`: requests per user.
+    pub rounds: u32,
+    /// `SYSTEM_PROMPT`, tokens.
+    pub system_prompt: usize,
+    /// `CHAT_HISTORY`, tokens.
+    pub chat_history: usize,
+    /// `ANSWER_LEN`.
+    pub answer_len: u32,
+    /// `NEW_USER_INTERVALS`: one point each.
+    pub intervals: Vec<Num>,
+    /// `DURATION`: seconds of sending per point.
+    pub duration_s: f64,
+}
+
+impl WorkloadSpec for Config {
+    fn workload_name(&self) -> String {
+        "agentic".into()
+    }
+
+    fn points(&self) -> Vec<Point> {
+        self.intervals
+            .iter()
+            .map(|iv| Point {
+                sweep: SweepPoint {
+                    key: "NEW_USER_INTERVAL",
+                    value: Some(*iv),
+                },
+                qps: None,
+                qps_label: iv.label(),
+                estimated_s: self.duration_s + 10.0,
+            })
+            .collect()
+    }
+
+    fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError> {
+        Ok(Box::new(Agentic::new(self, point, ctx)?))
+    }
+
+    /// Agentic sweeps the new-user interval; its QPS is the measured rate (as in LMBench; the
+    /// file name keeps the interval, which is known when the file is created).
+    fn finish_result(&self, r: &mut PointResults<'_>) {
+        if let Some(q) = r.results.get("achieved_qps") {
+            r.workload.insert("QPS".into(), q.clone());
+        }
+    }
+}
 
 /// LMBench's default new-user interval, in seconds.
 pub const DEFAULT_NEW_USER_INTERVAL_S: f64 = 2.0;
@@ -89,10 +202,9 @@ fn question(agent: u32, n: u32, uid: u64) -> String {
 }
 
 impl Agentic {
-    /// Build the workload from its config at the run's new-user interval.
-    pub fn new(cfg: &Cfg, run: &PlannedRun, ctx: &RunContext) -> Result<Self, WorkloadError> {
-        let get = |v: &Option<serde_saphyr::Spanned<i64>>| v.as_ref().map_or(0, |s| s.value);
-        let interval = run
+    /// Build the workload from its config at a new-user interval.
+    pub fn new(cfg: &Config, point: &Point, ctx: &RunContext) -> Result<Self, WorkloadError> {
+        let interval = point
             .sweep
             .value
             .map_or(DEFAULT_NEW_USER_INTERVAL_S, |v| v.value);
@@ -101,25 +213,21 @@ impl Agentic {
                 "Agentic: NEW_USER_INTERVAL must be a positive number of seconds, not {interval}"
             )));
         }
-        let duration = ctx.duration_override_s.unwrap_or_else(|| {
-            cfg.DURATION
-                .as_ref()
-                .map_or(RANDOM_DEFAULT_DURATION_S, |d| d.value.value)
-        });
-        let sys_len = get(&cfg.SYSTEM_PROMPT).max(0) as usize;
+        let duration = ctx.duration_override_s.unwrap_or(cfg.duration_s);
+        let sys_len = cfg.system_prompt;
         let b = ctx.prompt.clone();
         // The same for every user, run and baseline: the prefix agents share.
         let sys_filler = b.filler_seeded(sys_len, mix_seed(&[0xA6E7, sys_len as u64]));
-        let num_warmup = get(&cfg.NUM_USERS_WARMUP).max(0) as u64;
+        let num_warmup = cfg.warmup_users;
         let mut w = Agentic {
             prompt: b,
             interval,
             duration,
-            rounds: get(&cfg.NUM_ROUNDS).max(1) as u32,
-            agents: get(&cfg.NUM_AGENTS).max(1) as u32,
-            answer_len: get(&cfg.ANSWER_LEN).max(1) as u32,
+            rounds: cfg.rounds,
+            agents: cfg.agents,
+            answer_len: cfg.answer_len,
             system_text: format!("Hi, here's some system prompt:{sys_filler}."),
-            history_len: get(&cfg.CHAT_HISTORY).max(0) as usize,
+            history_len: cfg.chat_history,
             seed: ctx.seed,
             base: ctx.user_id_base,
             next_id: 0,
@@ -286,62 +394,36 @@ impl Workload for Agentic {
     }
 }
 
-/// Build the Agentic workload.
-pub fn build(
-    cfg: &Cfg,
-    run: &PlannedRun,
-    ctx: &RunContext,
-) -> Result<Box<dyn Workload>, WorkloadError> {
-    Ok(Box::new(Agentic::new(cfg, run, ctx)?))
-}
-
 /// A deterministic stand-in for the runner and a server, shared by the multi-round workloads'
 /// unit tests.
 #[cfg(test)]
 pub(crate) mod test_support {
     use crate::config::Num;
-    use crate::plan::{PlannedRun, SweepPoint};
     use crate::record::{Completed, ErrorKind, RequestError, RequestRecord, RequestSpec};
     use crate::workload::prompt::PromptBuilder;
-    use crate::workload::{RunContext, Workload};
+    use crate::workload::{Point, RunContext, SweepPoint, Workload};
 
-    /// A planned run of `workload` at sweep `key = value`.
-    pub fn run(
-        workload: &'static str,
-        key: &'static str,
-        value: f64,
-        qps: Option<f64>,
-    ) -> PlannedRun {
-        PlannedRun {
-            index: 0,
-            suite: "unit".into(),
-            suite_idx: 0,
-            baseline_key: "sim_unit".into(),
-            baseline_type: "Simulated",
-            baseline_idx: 0,
-            workload,
-            workload_name: workload.to_lowercase(),
-            workload_idx: 0,
-            qps: qps.map(Num::float),
+    /// The point of a workload at sweep `key = value` (and target `qps`, if any).
+    pub fn run(_workload: &'static str, key: &'static str, value: f64, qps: Option<f64>) -> Point {
+        Point {
             sweep: SweepPoint {
                 key,
                 value: Some(Num::float(value)),
             },
+            qps: qps.map(Num::float),
             qps_label: String::new(),
-            seed: 7,
             estimated_s: 0.0,
         }
     }
 
     /// A context rooted at the repository, with the given seed.
-    pub fn ctx(seed: u64, qps: Option<f64>) -> RunContext {
+    pub fn ctx(seed: u64) -> RunContext {
         RunContext {
             prompt: PromptBuilder::global(),
             root: env!("CARGO_MANIFEST_DIR").into(),
             api: Default::default(),
             seed,
             user_id_base: 5_000_000,
-            qps,
             duration_override_s: None,
         }
     }
@@ -463,15 +545,15 @@ mod tests {
     use super::test_support::*;
     use super::*;
 
-    fn cfg(yaml: &str) -> Cfg {
-        serde_saphyr::from_str(yaml).expect("agentic config")
+    fn cfg(yaml: &str) -> Config {
+        crate::workload::spec_from_yaml::<Raw>(yaml)
     }
 
     const BASE: &str = "NUM_AGENTS: 3\nNUM_ROUNDS: 4\nSYSTEM_PROMPT: 200\nCHAT_HISTORY: 100\nANSWER_LEN: 8\nDURATION: 10\n";
 
     fn build(yaml: &str, interval: f64, seed: u64) -> Agentic {
         let run = run("Agentic", "NEW_USER_INTERVAL", interval, None);
-        Agentic::new(&cfg(yaml), &run, &ctx(seed, None)).unwrap()
+        Agentic::new(&cfg(yaml), &run, &ctx(seed)).unwrap()
     }
 
     #[test]

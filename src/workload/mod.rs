@@ -1,9 +1,17 @@
 //! Workloads: what to send and when.
 //!
-//! A [`Workload`] yields [`RequestSpec`]s with due times. Open-loop arrivals come from
-//! [`Workload::next_scheduled`] in due order; requests that depend on an answer (the next turn
-//! of a conversation) come from [`Workload::on_complete`]. The [`runner`] sends each spec at its
-//! due time, whatever earlier requests are doing.
+//! Each workload type lives in its own file and gives two things:
+//! - a spec side: its keys as written in a spec file (`Raw`, a serde struct implementing
+//!   [`RawWorkload`], with its validation rules), and the validated item ([`WorkloadSpec`]):
+//!   its sweep points with a time estimate, the request stream of one point, the keys it adds
+//!   to LMBench's `workload` block and the fields it adds to the result;
+//! - a run side: a [`Workload`], which yields [`RequestSpec`]s with due times. Open-loop
+//!   arrivals come from [`Workload::next_scheduled`] in due order; requests that depend on an
+//!   answer (the next turn of a conversation) come from [`Workload::on_complete`]. The
+//!   [`runner`] sends each spec at its due time, whatever earlier requests are doing.
+//!
+//! A new workload type is one new file plus one line in [`workload_types!`] below; nothing
+//! else in lmbench names workload types.
 
 pub mod agentic;
 pub mod arrivals;
@@ -16,9 +24,16 @@ pub mod synthetic;
 pub mod trace;
 pub mod vllm;
 
-use crate::config::{Baseline, Workload as WorkloadCfg, WorkloadItem};
-use crate::plan::PlannedRun;
-use crate::record::{Completed, RequestSpec};
+#[cfg(test)]
+use crate::config::Invalid;
+use crate::config::{Checked, Checker, Item, Items, Num, O, S};
+use crate::record::{ApiType, Completed, RequestSpec};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A source of requests for one run.
 pub trait Workload: Send {
@@ -41,8 +56,364 @@ pub trait Workload: Send {
     }
 
     /// Workload-specific counters for the result file (e.g. turns held back by a slow answer).
-    fn stats(&self) -> serde_json::Value {
-        serde_json::Value::Null
+    fn stats(&self) -> Value {
+        Value::Null
+    }
+}
+
+/// The variable a workload sweeps, and its value at one point.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepPoint {
+    /// LMBench's name of the swept key for this run (`QPS`, `NEW_USER_INTERVAL`,
+    /// `TIME_BETWEEN_REQUESTS_PER_USER`, `REQUEST_RATE`, or `MODE` for timed replay).
+    pub key: &'static str,
+    /// The value, as written.
+    #[serde(serialize_with = "ser_num_opt")]
+    pub value: Option<Num>,
+}
+
+fn ser_num_opt<S: serde::Serializer>(v: &Option<Num>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(n) => n.serialize(s),
+        None => s.serialize_none(),
+    }
+}
+
+/// One point of a workload item's sweep: what the plan shows and a run is built for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// The swept key and value.
+    pub sweep: SweepPoint,
+    /// Target QPS; `None` where the point has none (timed trace replay, Agentic).
+    pub qps: Option<Num>,
+    /// The QPS part of the result file name (`0.5`, `2`, `unknown`).
+    pub qps_label: String,
+    /// Rough expected seconds (sending + drain), for the plan's estimate.
+    pub estimated_s: f64,
+}
+
+impl Point {
+    /// A point of a workload swept over `QPS`.
+    pub fn qps(q: Num, estimated_s: f64) -> Point {
+        Point {
+            sweep: SweepPoint {
+                key: "QPS",
+                value: Some(q),
+            },
+            qps: Some(q),
+            qps_label: q.label(),
+            estimated_s,
+        }
+    }
+
+    /// The target rate, if the point has one.
+    pub fn target_qps(&self) -> Option<f64> {
+        self.qps.map(|q| q.value)
+    }
+
+    /// `KEY=value`, or `timed` for a point without a value.
+    pub fn label(&self) -> String {
+        self.sweep
+            .value
+            .map(|v| format!("{}={}", self.sweep.key, v.label()))
+            .unwrap_or_else(|| "timed".into())
+    }
+}
+
+/// The measurements of a point that a workload type may add to or re-judge, once it has run.
+pub struct PointResults<'a> {
+    /// The result's `results` object.
+    pub results: &'a mut Map<String, Value>,
+    /// LMBench's `workload` object of the result.
+    pub workload: &'a mut Map<String, Value>,
+    /// The workload's own counters ([`Workload::stats`]).
+    pub stats: &'a Value,
+}
+
+/// A validated workload item: what the plan, the runner and the result need of its type.
+pub trait WorkloadSpec: Send + Sync + fmt::Debug {
+    /// LMBench's WORKLOAD name of the item (`synthetic`, `random`, `vllm_random`, …).
+    fn workload_name(&self) -> String;
+
+    /// The points the item runs at, in order, each with its time estimate.
+    fn points(&self) -> Vec<Point>;
+
+    /// The request source of one point.
+    fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError>;
+
+    /// Keys the type adds to LMBench's `workload` object after the swept key (defaults LMBench
+    /// fills in, the API type).
+    fn extra_params(&self, _block: &mut Map<String, Value>, _api: ApiType) {}
+
+    /// Fields the type adds to the result, and judgements it makes differently, once the point
+    /// has run.
+    fn finish_result(&self, _r: &mut PointResults<'_>) {}
+}
+
+/// A workload type's keys as written in a spec file: a serde struct (unknown keys rejected,
+/// values located) that checks its own rules.
+pub trait RawWorkload: DeserializeOwned + Serialize {
+    /// The type's key under `Workload:` (`LMCacheSynthetic`).
+    const NAME: &'static str;
+
+    /// The validated item.
+    type Spec: WorkloadSpec + 'static;
+
+    /// Check every rule of the item, reporting each problem into `c`; the validated item.
+    fn validate(&self, c: &mut Item<'_, '_>) -> Checked<Self::Spec>;
+
+    /// The item's `TOKENIZER` key (every type has one).
+    fn tokenizer(&self) -> &O<String>;
+}
+
+/// Defines a workload type's `Raw` struct: its keys as optional located values (so missing
+/// required keys are reported together with every other problem), unknown keys rejected, and
+/// the `TOKENIZER` key every type has. The same struct serializes back (absent keys skipped)
+/// into the `workload` object of a result: the item as the user wrote it.
+#[macro_export]
+macro_rules! workload_keys {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident : $t:ty,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, serde::Deserialize, serde::Serialize, Clone)]
+        #[serde(deny_unknown_fields)]
+        #[allow(non_snake_case)]
+        pub struct $name {
+            $($(#[$fm])* #[serde(default, skip_serializing_if = "Option::is_none")] pub $f: $t,)*
+            /// A local `tokenizer.json` to count and build prompts with, relative to the folder
+            /// of run-bench.yaml (lmbench addition; default tiktoken cl100k_base).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub TOKENIZER: $crate::config::O<String>,
+        }
+    };
+}
+
+/// Registers the workload types: one module name per line, each module holding a `Raw`
+/// ([`RawWorkload`]). Generates the `Workload` map of a spec file ([`WorkloadsFile`]) and the
+/// list of type names, in the order given (LMBench's run order).
+macro_rules! workload_types {
+    ($($module:ident),* $(,)?) => {
+        /// Every workload type's name in spec files, in run order.
+        pub const TYPE_NAMES: &[&str] = &[$(<$module::Raw as RawWorkload>::NAME),*];
+
+        /// The key of each item of every type, in run order (for documentation checks).
+        pub fn type_keys() -> Vec<(&'static str, Vec<&'static str>)> {
+            vec![$((<$module::Raw as RawWorkload>::NAME, crate::config::values::field_names::<$module::Raw>())),*]
+        }
+
+        impl<'de> Deserialize<'de> for WorkloadsFile {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = WorkloadsFile;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("a map of workload types")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WorkloadsFile, A::Error> {
+                        let mut out = WorkloadsFile::default();
+                        while let Some(name) = map.next_key_seed(TypeName)? {
+                            if out.entries.iter().any(|e| e.name == name) {
+                                return Err(de::Error::duplicate_field(name));
+                            }
+                            $(if name == <$module::Raw as RawWorkload>::NAME {
+                                let items: S<Items<$module::Raw>> = map.next_value()?;
+                                out.entries.push(Entry::of(items));
+                                continue;
+                            })*
+                        }
+                        // Run order, whatever the YAML order.
+                        out.entries.sort_by_key(|e| TYPE_NAMES.iter().position(|n| *n == e.name));
+                        Ok(out)
+                    }
+                }
+                d.deserialize_struct("Workload", TYPE_NAMES, V)
+            }
+        }
+    };
+}
+workload_types! {
+    // LMBench's fixed run order: items run type by type in this order, whatever the YAML order.
+    sharegpt,
+    synthetic,
+    trace,
+    agentic,
+    random,
+    vllm,
+    strict,
+}
+
+/// A workload type's name as a map key: a registered one, or serde's unknown-field error.
+struct TypeName;
+
+impl<'de> DeserializeSeed<'de> for TypeName {
+    type Value = &'static str;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<&'static str, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = &'static str;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a workload type")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<&'static str, E> {
+                TYPE_NAMES
+                    .iter()
+                    .find(|n| **n == v)
+                    .copied()
+                    .ok_or_else(|| E::unknown_field(v, TYPE_NAMES))
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// The checks of every item of one type, type-erased so one list holds every type.
+type CheckItems = Box<dyn Fn(&mut Checker<'_>, &Path, &mut Vec<WorkloadItem>) + Send + Sync>;
+
+/// The items of one type under `Workload:`.
+struct Entry {
+    name: &'static str,
+    check: CheckItems,
+}
+
+impl Entry {
+    fn of<R: RawWorkload + Send + Sync + 'static>(items: S<Items<R>>) -> Entry {
+        Entry {
+            name: R::NAME,
+            check: Box::new(move |c, root, out| check_items(&items, c, root, out)),
+        }
+    }
+}
+
+/// The `Workload` map of a spec file: the items of each type given, in run order.
+#[derive(Default)]
+pub struct WorkloadsFile {
+    entries: Vec<Entry>,
+}
+
+impl fmt::Debug for WorkloadsFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.entries.iter().map(|e| e.name).collect();
+        f.debug_struct("WorkloadsFile")
+            .field("types", &names)
+            .finish()
+    }
+}
+
+impl WorkloadsFile {
+    /// True when no workload type is given.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Check every item of every type, in run order; the valid ones. Problems go into `c`.
+    pub fn validate(&self, c: &mut Checker<'_>, root: &Path) -> Vec<WorkloadItem> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            (e.check)(c, root, &mut out);
+        }
+        out
+    }
+}
+
+fn check_items<R: RawWorkload>(
+    items: &S<Items<R>>,
+    c: &mut Checker<'_>,
+    root: &Path,
+    out: &mut Vec<WorkloadItem>,
+) {
+    for (index, s) in items.value.0.iter().enumerate() {
+        // A single item written as a map has no location of its own: use the type's key.
+        let at = if s.referenced.line() == 0 {
+            items.referenced
+        } else {
+            s.referenced
+        };
+        let mut item = c.item(format!("Workload.{}[{index}]", R::NAME), at, root);
+        let spec = s.value.validate(&mut item);
+        let tokenizer = item.root_file(s.value.tokenizer(), "TOKENIZER");
+        let (Ok(spec), Ok(tokenizer)) = (spec, tokenizer) else {
+            continue;
+        };
+        let written = match serde_json::to_value(&s.value) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        out.push(WorkloadItem {
+            type_name: R::NAME,
+            index,
+            line: crate::config::check::line_of(&at).0,
+            written,
+            tokenizer,
+            spec: Arc::new(spec),
+        });
+    }
+}
+
+/// A validated workload item of a suite.
+#[derive(Debug, Clone)]
+pub struct WorkloadItem {
+    /// The workload type as written in spec files.
+    pub type_name: &'static str,
+    /// Index of the item within its type's list.
+    pub index: usize,
+    /// Spec line where the item starts.
+    pub line: Option<u64>,
+    /// The item's keys as written (absent keys left out).
+    pub written: Map<String, Value>,
+    /// The `TOKENIZER` file, resolved.
+    pub tokenizer: Option<PathBuf>,
+    /// What the type makes of it.
+    pub spec: Arc<dyn WorkloadSpec>,
+}
+
+/// Keys of a `workload` object that hold the whole sweep list of an item; a result holds one
+/// point instead.
+const SWEEP_LISTS: &[&str] = &[
+    "QPS",
+    "NEW_USER_INTERVALS",
+    "TIME_BETWEEN_REQUESTS_PER_USER",
+    "REQUEST_RATES",
+];
+
+impl WorkloadItem {
+    /// LMBench's WORKLOAD name.
+    pub fn workload_name(&self) -> String {
+        self.spec.workload_name()
+    }
+
+    /// The counting tokenizer: the item's `TOKENIZER` file, or tiktoken.
+    pub fn prompt_builder(&self) -> Result<Arc<prompt::PromptBuilder>, WorkloadError> {
+        match &self.tokenizer {
+            None => Ok(prompt::PromptBuilder::global()),
+            Some(p) => prompt::PromptBuilder::from_tokenizer_file(p).map_err(WorkloadError::Other),
+        }
+    }
+
+    /// LMBench's `workload` object of a result: WORKLOAD, the item's keys as written (the
+    /// swept list replaced by this point's value), what the type adds, and the QPS.
+    pub fn result_params(&self, point: &Point, api: ApiType) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("WORKLOAD".into(), json!(self.workload_name()));
+        for (k, v) in &self.written {
+            if !SWEEP_LISTS.contains(&k.as_str()) {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        match point.sweep.value {
+            Some(v) if point.sweep.key != "QPS" => {
+                m.insert(point.sweep.key.into(), v.to_json());
+            }
+            None if point.sweep.key == "MODE" => {
+                m.insert("MODE".into(), json!("timed"));
+            }
+            _ => {}
+        }
+        self.spec.extra_params(&mut m, api);
+        // A timed trace replay has no QPS: LMBench leaves the key out (its file name says
+        // `unknown`), and readers default it.
+        if let Some(q) = point.qps {
+            m.insert("QPS".into(), q.to_json());
+        }
+        m
     }
 }
 
@@ -50,130 +421,50 @@ pub trait Workload: Send {
 #[derive(Clone)]
 pub struct RunContext {
     /// Counts tokens and builds exact-length prompt text.
-    pub prompt: std::sync::Arc<prompt::PromptBuilder>,
+    pub prompt: Arc<prompt::PromptBuilder>,
     /// The folder of run-bench.yaml: data paths resolve against it.
-    pub root: std::path::PathBuf,
+    pub root: PathBuf,
     /// The endpoint the requests go to.
-    pub api: crate::record::ApiType,
+    pub api: ApiType,
     /// The run's seed.
     pub seed: u64,
     /// First user id of this run (user ids never repeat between the runs of a baseline).
     pub user_id_base: u64,
-    /// Target QPS at this sweep point, if the workload has one.
-    pub qps: Option<f64>,
     /// Scales every configured send duration (tests use it to keep runs short).
     pub duration_override_s: Option<f64>,
 }
 
-/// Errors building a workload (an implemented-later type, or bad data).
+/// Errors building a workload (bad data found when it is read).
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
-    /// The workload type is parsed and planned but not runnable in this version.
-    #[error("workload {0} is not implemented yet in this version of lmbench")]
-    NotImplemented(&'static str),
     /// Anything else.
     #[error("{0}")]
     Other(String),
 }
 
-/// The prompt builder of a workload item: its `TOKENIZER` file, or tiktoken.
-pub fn prompt_builder(
-    item: &WorkloadItem,
-    root: &std::path::Path,
-) -> Result<std::sync::Arc<prompt::PromptBuilder>, WorkloadError> {
-    let tok = match &item.workload {
-        WorkloadCfg::ShareGpt(x) => &x.TOKENIZER,
-        WorkloadCfg::Synthetic(x) => &x.TOKENIZER,
-        WorkloadCfg::Agentic(x) => &x.TOKENIZER,
-        WorkloadCfg::Random(x) => &x.TOKENIZER,
-        WorkloadCfg::Strict(x) => &x.TOKENIZER,
-        WorkloadCfg::Trace(x) => &x.TOKENIZER,
-        WorkloadCfg::Vllm(x) => &x.TOKENIZER,
-    };
-    match tok {
-        None => Ok(prompt::PromptBuilder::global()),
-        Some(p) => prompt::PromptBuilder::from_tokenizer_file(&root.join(&p.value))
-            .map_err(WorkloadError::Other),
-    }
+/// Validate one item of type `R` from YAML, for unit tests: the validated item (a panic
+/// listing every problem when it is invalid). Paths resolve against the repository.
+#[cfg(test)]
+pub(crate) fn spec_from_yaml<R: RawWorkload>(yaml: &str) -> R::Spec {
+    spec_from_yaml_in::<R>(yaml, Path::new(env!("CARGO_MANIFEST_DIR")))
 }
 
-/// Build the workload for a planned run.
-pub fn build(
-    item: &WorkloadItem,
-    _baseline: &Baseline,
-    run: &PlannedRun,
-    ctx: &RunContext,
-) -> Result<Box<dyn Workload>, WorkloadError> {
-    match &item.workload {
-        WorkloadCfg::Synthetic(cfg) => Ok(Box::new(synthetic::Synthetic::new(cfg, run, ctx)?)),
-        WorkloadCfg::Random(cfg) => Ok(Box::new(random::RandomQa::new(cfg, run, ctx)?)),
-        WorkloadCfg::ShareGpt(cfg) => sharegpt::build(cfg, run, ctx),
-        WorkloadCfg::Agentic(cfg) => agentic::build(cfg, run, ctx),
-        WorkloadCfg::Strict(cfg) => strict::build(cfg, run, ctx),
-        WorkloadCfg::Trace(cfg) => trace::build(cfg, run, ctx),
-        WorkloadCfg::Vllm(cfg) => vllm::build(cfg, run, ctx),
-    }
+/// [`spec_from_yaml`] with paths resolving against `root`.
+#[cfg(test)]
+pub(crate) fn spec_from_yaml_in<R: RawWorkload>(yaml: &str, root: &Path) -> R::Spec {
+    let raw: R = serde_saphyr::from_str(yaml).expect("workload keys");
+    validate_for_test(&raw, root)
 }
 
-/// LMBench's `workload` object of a result file: WORKLOAD, the item's keys as written (with
-/// defaults filled in where LMBench fills them), and the swept key.
-pub fn result_params(item: &WorkloadItem, run: &PlannedRun, api: &str) -> serde_json::Value {
-    use serde_json::{json, Map, Value};
-    let mut m = Map::new();
-    m.insert("WORKLOAD".into(), json!(run.workload_name));
-    let params = match &item.workload {
-        WorkloadCfg::ShareGpt(x) => serde_json::to_value(x),
-        WorkloadCfg::Synthetic(x) => serde_json::to_value(x),
-        WorkloadCfg::Agentic(x) => serde_json::to_value(x),
-        WorkloadCfg::Random(x) => serde_json::to_value(x),
-        WorkloadCfg::Strict(x) => serde_json::to_value(x),
-        WorkloadCfg::Trace(x) => serde_json::to_value(x),
-        WorkloadCfg::Vllm(x) => serde_json::to_value(x),
+/// Validate `raw` for a unit test (a panic listing every problem when it is invalid).
+#[cfg(test)]
+pub(crate) fn validate_for_test<R: RawWorkload>(raw: &R, root: &Path) -> R::Spec {
+    let mut issues = Vec::new();
+    let mut c = Checker::new(Path::new("unit.yaml"), &mut issues);
+    let at = serde_saphyr::Location::UNKNOWN;
+    let spec = raw.validate(&mut c.item(format!("Workload.{}[0]", R::NAME), at, root));
+    match spec {
+        Ok(s) => s,
+        Err(Invalid) => panic!("invalid {} item: {issues:?}", R::NAME),
     }
-    .unwrap_or(Value::Null);
-    if let Value::Object(p) = params {
-        for (k, v) in p {
-            // The swept list is replaced by this run's point below.
-            if k == "QPS"
-                || k == "NEW_USER_INTERVALS"
-                || k == "TIME_BETWEEN_REQUESTS_PER_USER"
-                || k == "REQUEST_RATES"
-            {
-                continue;
-            }
-            m.insert(k, v);
-        }
-    }
-    match (&item.workload, run.sweep.value) {
-        (WorkloadCfg::Agentic(_), Some(v)) => {
-            m.insert("NEW_USER_INTERVAL".into(), v.to_json());
-        }
-        (WorkloadCfg::Strict(_), Some(v)) => {
-            m.insert("TIME_BETWEEN_REQUESTS_PER_USER".into(), v.to_json());
-        }
-        (WorkloadCfg::Vllm(_), Some(v)) => {
-            m.insert("REQUEST_RATE".into(), v.to_json());
-        }
-        (WorkloadCfg::Trace(_), None) => {
-            m.insert("MODE".into(), json!("timed"));
-        }
-        _ => {}
-    }
-    if let WorkloadCfg::Synthetic(x) = &item.workload {
-        if x.USE_SHAREGPT.is_none() {
-            m.insert("USE_SHAREGPT".into(), json!(false));
-        }
-    }
-    if matches!(
-        &item.workload,
-        WorkloadCfg::Synthetic(_) | WorkloadCfg::Strict(_) | WorkloadCfg::Trace(_)
-    ) {
-        m.insert("API_TYPE".into(), json!(api));
-    }
-    // A timed trace replay has no QPS: LMBench leaves the key out (its file name says
-    // `unknown`), and readers default it.
-    if let Some(q) = run.qps {
-        m.insert("QPS".into(), q.to_json());
-    }
-    Value::Object(m)
 }

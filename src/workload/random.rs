@@ -8,10 +8,91 @@
 //! (LMBench: words of random letters, about three tokens each) and a fixed closing sentence.
 
 use super::prompt::{mix_seed, PromptBuilder};
-use super::{RunContext, Workload, WorkloadError};
-use crate::config::model::RandomW as Cfg;
-use crate::plan::{PlannedRun, RANDOM_DEFAULT_DURATION_S};
+use super::{Point, RawWorkload, RunContext, Workload, WorkloadError, WorkloadSpec};
+use crate::config::{Checked, Item, Num, OneOrMany, O};
 use crate::record::{Completed, Prompt, RequestSpec};
+
+/// Default seconds of sending per point for Random and Agentic (LMBench's `--time 100`).
+pub const RANDOM_DEFAULT_DURATION_S: f64 = 100.0;
+
+crate::workload_keys! {
+    /// `Random`'s keys.
+    pub struct Raw {
+        /// Users sending in parallel (required).
+        pub NUM_USERS: O<i64>,
+        /// Questions per user before it is replaced by a new user (required).
+        pub NUM_ROUNDS: O<i64>,
+        /// Prompt length in tokens (required; LMBench: words).
+        pub PROMPT_LEN: O<i64>,
+        /// max_tokens (required).
+        pub ANSWER_LEN: O<i64>,
+        /// Target rates (required).
+        pub QPS: O<OneOrMany<Num>>,
+        /// Seconds of sending per QPS point (lmbench addition; LMBench's fixed 100).
+        pub DURATION: O<Num>,
+    }
+}
+
+impl RawWorkload for Raw {
+    const NAME: &'static str = "Random";
+
+    type Spec = Config;
+
+    fn validate(&self, c: &mut Item<'_, '_>) -> Checked<Config> {
+        let users = c.req_int(&self.NUM_USERS, "NUM_USERS", 1);
+        let rounds = c.req_int(&self.NUM_ROUNDS, "NUM_ROUNDS", 1);
+        let prompt_len = c.req_int(&self.PROMPT_LEN, "PROMPT_LEN", 1);
+        let answer_len = c.req_int(&self.ANSWER_LEN, "ANSWER_LEN", 1);
+        let qps = c.req_positive_list(&self.QPS, "QPS", false);
+        let duration = c.positive(&self.DURATION, "DURATION");
+        Ok(Config {
+            users: users? as u64,
+            rounds: rounds? as u64,
+            prompt_len: prompt_len? as usize,
+            answer_len: answer_len?.min(u32::MAX as i64) as u32,
+            qps: qps?,
+            duration_s: duration?.unwrap_or(RANDOM_DEFAULT_DURATION_S),
+        })
+    }
+
+    fn tokenizer(&self) -> &O<String> {
+        &self.TOKENIZER
+    }
+}
+
+/// A validated Random item.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `NUM_USERS`.
+    pub users: u64,
+    /// `NUM_ROUNDS`.
+    pub rounds: u64,
+    /// `PROMPT_LEN`, in tokens.
+    pub prompt_len: usize,
+    /// `ANSWER_LEN`.
+    pub answer_len: u32,
+    /// `QPS`: one point each.
+    pub qps: Vec<Num>,
+    /// `DURATION`: seconds of sending per point.
+    pub duration_s: f64,
+}
+
+impl WorkloadSpec for Config {
+    fn workload_name(&self) -> String {
+        "random".into()
+    }
+
+    fn points(&self) -> Vec<Point> {
+        self.qps
+            .iter()
+            .map(|q| Point::qps(*q, self.duration_s + 5.0))
+            .collect()
+    }
+
+    fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError> {
+        Ok(Box::new(RandomQa::new(self, point, ctx)?))
+    }
+}
 
 /// The Random workload for one QPS point.
 pub struct RandomQa {
@@ -28,26 +109,19 @@ pub struct RandomQa {
 }
 
 impl RandomQa {
-    /// Build the workload from its config at the run's QPS point.
-    pub fn new(cfg: &Cfg, run: &PlannedRun, ctx: &RunContext) -> Result<Self, WorkloadError> {
-        let get = |v: &Option<serde_saphyr::Spanned<i64>>| v.as_ref().map(|s| s.value).unwrap_or(0);
-        let qps = ctx
-            .qps
-            .or(run.qps.map(|q| q.value))
+    /// Build the workload from its config at a QPS point.
+    pub fn new(cfg: &Config, point: &Point, ctx: &RunContext) -> Result<Self, WorkloadError> {
+        let qps = point
+            .target_qps()
             .ok_or_else(|| WorkloadError::Other("Random needs a QPS".into()))?;
         Ok(RandomQa {
             prompt: ctx.prompt.clone(),
-            users: get(&cfg.NUM_USERS).max(1) as u64,
-            rounds: get(&cfg.NUM_ROUNDS).max(1) as u64,
-            prompt_len: get(&cfg.PROMPT_LEN).max(1) as usize,
-            answer_len: get(&cfg.ANSWER_LEN).max(1) as u32,
+            users: cfg.users,
+            rounds: cfg.rounds,
+            prompt_len: cfg.prompt_len,
+            answer_len: cfg.answer_len,
             qps,
-            duration: ctx.duration_override_s.unwrap_or_else(|| {
-                cfg.DURATION
-                    .as_ref()
-                    .map(|d| d.value.value)
-                    .unwrap_or(RANDOM_DEFAULT_DURATION_S)
-            }),
+            duration: ctx.duration_override_s.unwrap_or(cfg.duration_s),
             seed: ctx.seed,
             base: ctx.user_id_base,
             next: 0,

@@ -24,15 +24,108 @@
 //! warmup set was empty for `START_ROUND ≤ 2`; here it exists whenever `START_ROUND ≥ 2`.
 
 use super::prompt::PromptBuilder;
-use super::{RunContext, Workload, WorkloadError};
-use crate::config::model::ShareGpt as Cfg;
-use crate::config::SHAREGPT_DEFAULT_PATH;
-use crate::plan::PlannedRun;
+use super::{Point, RawWorkload, RunContext, Workload, WorkloadError, WorkloadSpec};
+use crate::config::{Checked, Invalid, Item, Num, OneOrMany, O};
 use crate::record::{Completed, Message, Prompt, RequestSpec};
 use serde::de::{DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The dataset when `DATASET_PATH` is not set (the file LMBench downloads; lmbench never
+/// downloads it).
+pub const SHAREGPT_DEFAULT_PATH: &str =
+    "3-workloads/sharegpt/ShareGPT_V3_unfiltered_cleaned_split.json";
+
+crate::workload_keys! {
+    /// `ShareGPT`'s keys.
+    pub struct Raw {
+        /// Conversations used (default 1000).
+        pub LIMIT: O<i64>,
+        /// Minimum human turns per conversation (default 5).
+        pub MIN_ROUNDS: O<i64>,
+        /// First round replayed (default 3).
+        pub START_ROUND: O<i64>,
+        /// Target rates (required).
+        pub QPS: O<OneOrMany<Num>>,
+        /// Local ShareGPT-format JSON, relative to the folder of run-bench.yaml (lmbench addition).
+        pub DATASET_PATH: O<String>,
+    }
+}
+
+impl RawWorkload for Raw {
+    const NAME: &'static str = "ShareGPT";
+    type Spec = Config;
+
+    fn validate(&self, c: &mut Item<'_, '_>) -> Checked<Config> {
+        let limit = c.int(&self.LIMIT, "LIMIT", 1);
+        let min_rounds = c.int(&self.MIN_ROUNDS, "MIN_ROUNDS", 1);
+        let start_round = c.int(&self.START_ROUND, "START_ROUND", 0);
+        let qps = c.req_positive_list(&self.QPS, "QPS", false);
+        let dataset = match &self.DATASET_PATH {
+            Some(p) => c
+                .root_file(&self.DATASET_PATH, "DATASET_PATH")
+                .map(|_| p.value.clone()),
+            None => {
+                let p = c.root().join(SHAREGPT_DEFAULT_PATH);
+                if p.is_file() {
+                    Ok(SHAREGPT_DEFAULT_PATH.to_string())
+                } else {
+                    c.push(None, "DATASET_PATH", format!("not set, and the default dataset does not exist: {} (lmbench never downloads datasets; 3-workloads/sharegpt/sample.json is a small one)", p.display()));
+                    Err(Invalid)
+                }
+            }
+        };
+        Ok(Config {
+            limit: limit?.unwrap_or(DEFAULT_LIMIT) as usize,
+            min_rounds: min_rounds?
+                .unwrap_or(DEFAULT_MIN_ROUNDS)
+                .min(u32::MAX as i64) as u32,
+            start_round: start_round?
+                .unwrap_or(DEFAULT_START_ROUND)
+                .min(u32::MAX as i64) as u32,
+            qps: qps?,
+            dataset_path: dataset?,
+        })
+    }
+
+    fn tokenizer(&self) -> &O<String> {
+        &self.TOKENIZER
+    }
+}
+
+/// A validated ShareGPT item.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `LIMIT`: conversations read.
+    pub limit: usize,
+    /// `MIN_ROUNDS`.
+    pub min_rounds: u32,
+    /// `START_ROUND`.
+    pub start_round: u32,
+    /// `QPS`: one point each.
+    pub qps: Vec<Num>,
+    /// `DATASET_PATH` as written (or the default), relative to the folder of run-bench.yaml.
+    pub dataset_path: String,
+}
+
+impl WorkloadSpec for Config {
+    fn workload_name(&self) -> String {
+        "sharegpt".into()
+    }
+
+    fn points(&self) -> Vec<Point> {
+        let n = (self.limit as u64 * u64::from(self.min_rounds.max(1))) as f64;
+        self.qps
+            .iter()
+            .map(|q| Point::qps(*q, n / q.value + 10.0))
+            .collect()
+    }
+
+    fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError> {
+        Ok(Box::new(ShareGpt::new(self, point, ctx)?))
+    }
+}
 
 /// LMBench's default `LIMIT`.
 pub const DEFAULT_LIMIT: i64 = 1000;
@@ -189,22 +282,16 @@ pub struct ShareGpt {
 }
 
 impl ShareGpt {
-    /// Load the dataset and plan the replay at the run's QPS point.
-    pub fn new(cfg: &Cfg, run: &PlannedRun, ctx: &RunContext) -> Result<Self, WorkloadError> {
-        let get =
-            |v: &Option<serde_saphyr::Spanned<i64>>, d: i64| v.as_ref().map_or(d, |s| s.value);
-        let qps = ctx
-            .qps
-            .or(run.qps.map(|q| q.value))
+    /// Load the dataset and plan the replay at a QPS point.
+    pub fn new(cfg: &Config, point: &Point, ctx: &RunContext) -> Result<Self, WorkloadError> {
+        let qps = point
+            .target_qps()
             .filter(|q| *q > 0.0)
             .ok_or_else(|| WorkloadError::Other("ShareGPT needs a positive QPS".into()))?;
-        let limit = get(&cfg.LIMIT, DEFAULT_LIMIT).max(1) as usize;
-        let min_rounds = get(&cfg.MIN_ROUNDS, DEFAULT_MIN_ROUNDS).max(1) as u32;
-        let start_round = get(&cfg.START_ROUND, DEFAULT_START_ROUND).max(0) as u32;
-        let rel = cfg
-            .DATASET_PATH
-            .as_ref()
-            .map_or(SHAREGPT_DEFAULT_PATH, |p| p.value.as_str());
+        let limit = cfg.limit;
+        let min_rounds = cfg.min_rounds;
+        let start_round = cfg.start_round;
+        let rel = cfg.dataset_path.as_str();
         let path = ctx.root.join(rel);
         let loaded = load(&path, limit)?;
         let first_round = start_round.max(1);
@@ -383,15 +470,6 @@ impl Workload for ShareGpt {
     }
 }
 
-/// Build the ShareGPT workload.
-pub fn build(
-    cfg: &Cfg,
-    run: &PlannedRun,
-    ctx: &RunContext,
-) -> Result<Box<dyn Workload>, WorkloadError> {
-    Ok(Box::new(ShareGpt::new(cfg, run, ctx)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,21 +478,19 @@ mod tests {
 
     const SAMPLE: &str = "3-workloads/sharegpt/sample.json";
 
-    fn cfg(yaml: &str) -> Cfg {
-        serde_saphyr::from_str(yaml).expect("sharegpt config")
+    /// The item, validated against the context's root (where its dataset is).
+    fn build_at(yaml: &str, c: &RunContext) -> Result<ShareGpt, WorkloadError> {
+        let cfg = crate::workload::spec_from_yaml_in::<Raw>(yaml, &c.root);
+        build_cfg(&cfg, c)
     }
 
-    fn build_at(yaml: &str, c: &RunContext) -> Result<ShareGpt, WorkloadError> {
+    fn build_cfg(cfg: &Config, c: &RunContext) -> Result<ShareGpt, WorkloadError> {
         let run = run("ShareGPT", "QPS", 4.0, Some(4.0));
-        ShareGpt::new(&cfg(yaml), &run, c)
+        ShareGpt::new(cfg, &run, c)
     }
 
     fn build(yaml: &str) -> ShareGpt {
-        build_at(
-            &format!("DATASET_PATH: {SAMPLE}\n{yaml}"),
-            &ctx(1, Some(4.0)),
-        )
-        .unwrap()
+        build_at(&format!("DATASET_PATH: {SAMPLE}\n{yaml}"), &ctx(1)).unwrap()
     }
 
     #[test]
@@ -522,7 +598,7 @@ mod tests {
         assert_eq!(w.stats()["conversations_in_file"], 30);
         let none = build_at(
             &format!("DATASET_PATH: {SAMPLE}\nQPS: 4\nMIN_ROUNDS: 9\n"),
-            &ctx(1, Some(4.0)),
+            &ctx(1),
         );
         assert!(matches!(none, Err(WorkloadError::Other(m)) if m.contains("MIN_ROUNDS")));
     }
@@ -530,7 +606,7 @@ mod tests {
     #[test]
     fn bad_datasets_are_errors_naming_the_file_and_odd_conversations_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = ctx(1, Some(4.0));
+        let mut c = ctx(1);
         c.root = dir.path().to_path_buf();
         for (name, body) in [
             ("object.json", r#"{"not": "a list"}"#),
@@ -547,9 +623,14 @@ mod tests {
             let msg = err.to_string();
             assert!(msg.contains(name) && msg.contains("malformed"), "{msg}");
         }
-        let err = build_at("DATASET_PATH: missing.json\nQPS: 1\n", &c)
-            .err()
-            .unwrap();
+        // A dataset that is gone by the time the run starts.
+        let mut gone =
+            crate::workload::spec_from_yaml_in::<Raw>("DATASET_PATH: odd.json\nQPS: 1\n", &{
+                std::fs::write(dir.path().join("odd.json"), "[]").unwrap();
+                dir.path().to_path_buf()
+            });
+        gone.dataset_path = "missing.json".into();
+        let err = build_cfg(&gone, &c).err().unwrap();
         assert!(err.to_string().contains("missing.json"));
         let turns = |n: usize, twice: bool| {
             let mut v: Vec<serde_json::Value> = (0..n)
@@ -574,7 +655,7 @@ mod tests {
 
     #[test]
     fn duration_caps_both_phases_and_the_stream_is_reproducible() {
-        let mut c = ctx(1, Some(4.0));
+        let mut c = ctx(1);
         c.duration_override_s = Some(2.0);
         let yaml = format!("DATASET_PATH: {SAMPLE}\nQPS: 4\n");
         let mut w = build_at(&yaml, &c).unwrap();
@@ -584,11 +665,7 @@ mod tests {
         let again = drive(&mut build_at(&yaml, &c).unwrap(), |_| 0.2, |_| false);
         assert_eq!(stream_json(&sent), stream_json(&again));
         // Another run (another seed) tags its conversations differently: no cache carry-over.
-        let other = drive(
-            &mut build_at(&yaml, &ctx(2, Some(4.0))).unwrap(),
-            |_| 0.2,
-            |_| false,
-        );
+        let other = drive(&mut build_at(&yaml, &ctx(2)).unwrap(), |_| 0.2, |_| false);
         assert_ne!(messages(&sent[0].spec)[0], messages(&other[0].spec)[0]);
     }
 }

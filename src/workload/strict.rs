@@ -26,13 +26,15 @@
 //! user and the round (LMBench: `random.Random(42)`), so the stream is reproducible.
 
 use super::prompt::{mix_seed, PromptBuilder};
-use super::{RunContext, Workload, WorkloadError};
-use crate::config::model::Strict as Cfg;
-use crate::plan::PlannedRun;
-use crate::record::{Completed, Message, Prompt, RequestSpec};
+use super::{
+    Point, PointResults, RawWorkload, RunContext, SweepPoint, Workload, WorkloadError, WorkloadSpec,
+};
+use crate::config::{Checked, Item, Num, OneOrMany, O};
+use crate::record::{ApiType, Completed, Message, Prompt, RequestSpec};
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 /// LMBench's default time between a user's requests, in seconds.
@@ -41,6 +43,144 @@ pub const DEFAULT_TIME_BETWEEN_REQUESTS_S: f64 = 10.0;
 const SCRAMBLE_SUFFIX: &str = "write a very long story please.";
 /// Slack when comparing due times computed by different products of the same terms.
 const EPS: f64 = 1e-9;
+
+crate::workload_keys! {
+    /// `StrictSynthetic`'s keys.
+    pub struct Raw {
+        /// Users in the system (required).
+        pub NUM_CONCURRENT_USERS: O<i64>,
+        /// Requests per user (required).
+        pub NUM_ROUNDS_PER_USER: O<i64>,
+        /// Seconds between a user's requests (default [10]); QPS = users / this.
+        pub TIME_BETWEEN_REQUESTS_PER_USER: O<OneOrMany<Num>>,
+        /// Tokens of the shared system prompt.
+        pub SHARED_SYSTEM_PROMPT_LEN: O<i64>,
+        /// Tokens of the first prompt.
+        pub FIRST_PROMPT_LEN: O<i64>,
+        /// Tokens of each follow-up prompt.
+        pub FOLLOW_UP_PROMPTS_LEN: O<i64>,
+        /// max_tokens and synthetic answer length.
+        pub ANSWER_LEN: O<i64>,
+        /// Fraction of the history kept intact, in [0, 1] (default 1.0).
+        pub KV_REUSE_RATIO: O<Num>,
+    }
+}
+
+impl RawWorkload for Raw {
+    const NAME: &'static str = "StrictSynthetic";
+    type Spec = Config;
+
+    fn validate(&self, c: &mut Item<'_, '_>) -> Checked<Config> {
+        let users = c.req_int(&self.NUM_CONCURRENT_USERS, "NUM_CONCURRENT_USERS", 1);
+        let rounds = c.req_int(&self.NUM_ROUNDS_PER_USER, "NUM_ROUNDS_PER_USER", 1);
+        let t = c.positive_list(
+            &self.TIME_BETWEEN_REQUESTS_PER_USER,
+            "TIME_BETWEEN_REQUESTS_PER_USER",
+            false,
+        );
+        let system = c.req_int(
+            &self.SHARED_SYSTEM_PROMPT_LEN,
+            "SHARED_SYSTEM_PROMPT_LEN",
+            0,
+        );
+        let first = c.req_int(&self.FIRST_PROMPT_LEN, "FIRST_PROMPT_LEN", 0);
+        let follow = c.req_int(&self.FOLLOW_UP_PROMPTS_LEN, "FOLLOW_UP_PROMPTS_LEN", 0);
+        let answer = c.req_int(&self.ANSWER_LEN, "ANSWER_LEN", 1);
+        let reuse = c.num_in(&self.KV_REUSE_RATIO, "KV_REUSE_RATIO", 0.0, 1.0, false);
+        Ok(Config {
+            users: users? as u64,
+            rounds: rounds?.min(u32::MAX as i64) as u32,
+            times: t?.unwrap_or_else(|| {
+                vec![Num {
+                    value: DEFAULT_TIME_BETWEEN_REQUESTS_S,
+                    is_int: true,
+                }]
+            }),
+            system_prompt: system? as usize,
+            first_prompt: first? as usize,
+            follow_up_prompt: follow? as usize,
+            answer_len: answer?.min(u32::MAX as i64) as u32,
+            kv_reuse_ratio: reuse?.unwrap_or(1.0),
+        })
+    }
+
+    fn tokenizer(&self) -> &O<String> {
+        &self.TOKENIZER
+    }
+}
+
+/// A validated StrictSynthetic item.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `NUM_CONCURRENT_USERS`.
+    pub users: u64,
+    /// `NUM_ROUNDS_PER_USER`.
+    pub rounds: u32,
+    /// `TIME_BETWEEN_REQUESTS_PER_USER`: one point each.
+    pub times: Vec<Num>,
+    /// `SHARED_SYSTEM_PROMPT_LEN`, tokens.
+    pub system_prompt: usize,
+    /// `FIRST_PROMPT_LEN`, tokens.
+    pub first_prompt: usize,
+    /// `FOLLOW_UP_PROMPTS_LEN`, tokens.
+    pub follow_up_prompt: usize,
+    /// `ANSWER_LEN`.
+    pub answer_len: u32,
+    /// `KV_REUSE_RATIO`.
+    pub kv_reuse_ratio: f64,
+}
+
+impl WorkloadSpec for Config {
+    fn workload_name(&self) -> String {
+        "strict_synthetic".into()
+    }
+
+    fn points(&self) -> Vec<Point> {
+        let users = self.users as f64;
+        let rounds = self.rounds as f64;
+        self.times
+            .iter()
+            .map(|t| {
+                let qps = users / t.value;
+                Point {
+                    sweep: SweepPoint {
+                        key: "TIME_BETWEEN_REQUESTS_PER_USER",
+                        value: Some(*t),
+                    },
+                    qps: Some(Num::float(qps)),
+                    qps_label: format!("{qps:.2}"),
+                    estimated_s: 2.0 * rounds * t.value + 10.0,
+                }
+            })
+            .collect()
+    }
+
+    fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError> {
+        Ok(Box::new(Strict::new(self, point, ctx)?))
+    }
+
+    fn extra_params(&self, block: &mut Map<String, Value>, api: ApiType) {
+        block.insert("API_TYPE".into(), json!(api.as_str()));
+    }
+
+    /// Only the recorded users are measured, and they ramp in and out, so their own rate is
+    /// below N/T even when the whole N/T is offered: the shortfall is judged on the whole
+    /// offered rate.
+    fn finish_result(&self, r: &mut PointResults<'_>) {
+        let Some(total) = r.stats.get("measured_total_qps").and_then(Value::as_f64) else {
+            return;
+        };
+        if let Some(target) = r.results.get("target_qps").and_then(Value::as_f64) {
+            crate::measure::rejudge_shortfall(
+                r.results,
+                total,
+                target,
+                "all users' send rate vs the target",
+            );
+        }
+        r.results.insert("achieved_total_qps".into(), json!(total));
+    }
+}
 
 /// One user that has joined and still has rounds to send.
 struct User {
@@ -112,10 +252,9 @@ pub fn scrambled(history: &[Message], ratio: f64, rng: &mut ChaCha8Rng) -> Vec<M
 }
 
 impl Strict {
-    /// Build the workload from its config at the run's sweep point.
-    pub fn new(cfg: &Cfg, run: &PlannedRun, ctx: &RunContext) -> Result<Self, WorkloadError> {
-        let get = |v: &Option<serde_saphyr::Spanned<i64>>| v.as_ref().map_or(0, |s| s.value);
-        let t = run
+    /// Build the workload from its config at a sweep point.
+    pub fn new(cfg: &Config, point: &Point, ctx: &RunContext) -> Result<Self, WorkloadError> {
+        let t = point
             .sweep
             .value
             .map_or(DEFAULT_TIME_BETWEEN_REQUESTS_S, |v| v.value);
@@ -124,12 +263,12 @@ impl Strict {
                 "StrictSynthetic: TIME_BETWEEN_REQUESTS_PER_USER must be a positive number of seconds, not {t}"
             )));
         }
-        let n = get(&cfg.NUM_CONCURRENT_USERS).max(1) as u64;
-        let rounds = get(&cfg.NUM_ROUNDS_PER_USER).max(1) as u32;
+        let n = cfg.users;
+        let rounds = cfg.rounds;
         let gap = rounds as f64 * t / n as f64;
         let natural_end = (2 * n - 1) as f64 * gap + (rounds - 1) as f64 * t;
         let cap = ctx.duration_override_s;
-        let sys_len = get(&cfg.SHARED_SYSTEM_PROMPT_LEN).max(0) as usize;
+        let sys_len = cfg.system_prompt;
         let b = ctx.prompt.clone();
         let sys_filler = b.filler_seeded(sys_len, mix_seed(&[0x5771C7, sys_len as u64]));
         Ok(Strict {
@@ -144,10 +283,10 @@ impl Strict {
             end: natural_end,
             cap,
             system_text: format!("System Prompt:{sys_filler}"),
-            first_len: get(&cfg.FIRST_PROMPT_LEN).max(0) as usize,
-            follow_len: get(&cfg.FOLLOW_UP_PROMPTS_LEN).max(0) as usize,
-            answer_len: get(&cfg.ANSWER_LEN).max(1) as u32,
-            reuse: cfg.KV_REUSE_RATIO.as_ref().map_or(1.0, |r| r.value.value),
+            first_len: cfg.first_prompt,
+            follow_len: cfg.follow_up_prompt,
+            answer_len: cfg.answer_len,
+            reuse: cfg.kv_reuse_ratio,
             seed: ctx.seed,
             base: ctx.user_id_base,
             next_id: 0,
@@ -328,23 +467,14 @@ impl Workload for Strict {
     }
 }
 
-/// Build the StrictSynthetic workload.
-pub fn build(
-    cfg: &Cfg,
-    run: &PlannedRun,
-    ctx: &RunContext,
-) -> Result<Box<dyn Workload>, WorkloadError> {
-    Ok(Box::new(Strict::new(cfg, run, ctx)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::workload::agentic::test_support::*;
     use std::collections::BTreeMap;
 
-    fn cfg(yaml: &str) -> Cfg {
-        serde_saphyr::from_str(yaml).expect("strict config")
+    fn cfg(yaml: &str) -> Config {
+        crate::workload::spec_from_yaml::<Raw>(yaml)
     }
 
     const BASE: &str = "NUM_CONCURRENT_USERS: 4\nNUM_ROUNDS_PER_USER: 3\nSHARED_SYSTEM_PROMPT_LEN: 100\nFIRST_PROMPT_LEN: 50\nFOLLOW_UP_PROMPTS_LEN: 20\nANSWER_LEN: 10\n";
@@ -355,7 +485,7 @@ mod tests {
     }
 
     fn build(yaml: &str, t: f64, seed: u64) -> Strict {
-        build_with(yaml, t, &ctx(seed, None))
+        build_with(yaml, t, &ctx(seed))
     }
 
     fn by_user(sent: &[Sent]) -> BTreeMap<u64, Vec<&RequestSpec>> {
@@ -530,7 +660,7 @@ mod tests {
 
     #[test]
     fn fractional_t_and_the_duration_cap_is_not_applied() {
-        let mut c = ctx(1, None);
+        let mut c = ctx(1);
         // Uncapped, T = 0.5 s ends at 7·0.375 + 2·0.5 = 3.625 s.
         c.duration_override_s = Some(2.0);
         let mut w = build_with(BASE, 0.5, &c);

@@ -16,11 +16,118 @@
 //! is cached, the measured users' contexts are not. Warmup records are excluded from metrics.
 
 use super::prompt::{mix_seed, PromptBuilder};
-use super::{RunContext, Workload, WorkloadError};
-use crate::config::model::Synthetic as Cfg;
-use crate::plan::{PlannedRun, SYNTHETIC_DEFAULT_DURATION_S};
-use crate::record::{Completed, Message, Prompt, RequestSpec};
+use super::{Point, RawWorkload, RunContext, Workload, WorkloadError, WorkloadSpec};
+use crate::config::{Checked, Item, Num, OneOrMany, O};
+use crate::record::{ApiType, Completed, Message, Prompt, RequestSpec};
+use serde_json::{json, Map, Value};
 use std::collections::{HashMap, VecDeque};
+
+/// Default seconds of sending per point (LMBench's `--time 200`).
+pub const SYNTHETIC_DEFAULT_DURATION_S: f64 = 200.0;
+
+crate::workload_keys! {
+    /// `LMCacheSynthetic`'s keys.
+    pub struct Raw {
+        /// Warmup users sent before the measured ones (default 0).
+        pub NUM_USERS_WARMUP: O<i64>,
+        /// Concurrent users (required).
+        pub NUM_USERS: O<i64>,
+        /// Turns per user (required).
+        pub NUM_ROUNDS: O<i64>,
+        /// Tokens of the shared system prompt (required).
+        pub SYSTEM_PROMPT: O<i64>,
+        /// Tokens of each user's own context (required).
+        pub CHAT_HISTORY: O<i64>,
+        /// max_tokens of every answer (required).
+        pub ANSWER_LEN: O<i64>,
+        /// Target rates (required).
+        pub QPS: O<OneOrMany<Num>>,
+        /// Accepted for compatibility (LMBench never passes it to its generator).
+        pub USE_SHAREGPT: O<bool>,
+        /// Seconds of sending per QPS point (lmbench addition; LMBench's fixed 200).
+        pub DURATION: O<Num>,
+    }
+}
+
+impl RawWorkload for Raw {
+    const NAME: &'static str = "LMCacheSynthetic";
+
+    type Spec = Config;
+
+    fn validate(&self, c: &mut Item<'_, '_>) -> Checked<Config> {
+        let warmup = c.int(&self.NUM_USERS_WARMUP, "NUM_USERS_WARMUP", 0);
+        let users = c.req_int(&self.NUM_USERS, "NUM_USERS", 1);
+        let rounds = c.req_int(&self.NUM_ROUNDS, "NUM_ROUNDS", 1);
+        let system = c.req_int(&self.SYSTEM_PROMPT, "SYSTEM_PROMPT", 0);
+        let history = c.req_int(&self.CHAT_HISTORY, "CHAT_HISTORY", 0);
+        let answer = c.req_int(&self.ANSWER_LEN, "ANSWER_LEN", 1);
+        let qps = c.req_positive_list(&self.QPS, "QPS", false);
+        let duration = c.positive(&self.DURATION, "DURATION");
+        Ok(Config {
+            warmup_users: warmup?.unwrap_or(0) as u64,
+            users: users? as u64,
+            rounds: rounds?.min(u32::MAX as i64) as u32,
+            system_prompt: system? as usize,
+            chat_history: history? as usize,
+            answer_len: answer?.min(u32::MAX as i64) as u32,
+            qps: qps?,
+            use_sharegpt_written: self.USE_SHAREGPT.is_some(),
+            duration_s: duration?.unwrap_or(SYNTHETIC_DEFAULT_DURATION_S),
+        })
+    }
+
+    fn tokenizer(&self) -> &O<String> {
+        &self.TOKENIZER
+    }
+}
+
+/// A validated LMCacheSynthetic item.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `NUM_USERS_WARMUP`.
+    pub warmup_users: u64,
+    /// `NUM_USERS`.
+    pub users: u64,
+    /// `NUM_ROUNDS`.
+    pub rounds: u32,
+    /// `SYSTEM_PROMPT`, tokens.
+    pub system_prompt: usize,
+    /// `CHAT_HISTORY`, tokens.
+    pub chat_history: usize,
+    /// `ANSWER_LEN`.
+    pub answer_len: u32,
+    /// `QPS`: one point each.
+    pub qps: Vec<Num>,
+    /// Whether `USE_SHAREGPT` was written (LMBench writes `false` in results otherwise).
+    pub use_sharegpt_written: bool,
+    /// `DURATION`: seconds of sending per point.
+    pub duration_s: f64,
+}
+
+impl WorkloadSpec for Config {
+    fn workload_name(&self) -> String {
+        "synthetic".into()
+    }
+
+    fn points(&self) -> Vec<Point> {
+        let warm = self.warmup_users as f64;
+        self.qps
+            .iter()
+            .map(|q| Point::qps(*q, self.duration_s + warm / q.value + 5.0))
+            .collect()
+    }
+
+    fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError> {
+        Ok(Box::new(Synthetic::new(self, point, ctx)?))
+    }
+
+    fn extra_params(&self, block: &mut Map<String, Value>, api: ApiType) {
+        if !self.use_sharegpt_written {
+            block.insert("USE_SHAREGPT".into(), json!(false));
+        }
+        block.insert("API_TYPE".into(), json!(api.as_str()));
+    }
+}
 
 /// Seconds between warmup requests (LMBench's warmup runs at 2 QPS).
 const WARMUP_GAP_S: f64 = 0.5;
@@ -77,23 +184,16 @@ fn question(n: u32, uid: u64) -> String {
 }
 
 impl Synthetic {
-    /// Build the workload from its config at the run's QPS point.
-    pub fn new(cfg: &Cfg, run: &PlannedRun, ctx: &RunContext) -> Result<Self, WorkloadError> {
-        let get = |v: &Option<serde_saphyr::Spanned<i64>>| v.as_ref().map(|s| s.value).unwrap_or(0);
-        let qps = ctx
-            .qps
-            .or(run.qps.map(|q| q.value))
+    /// Build the workload from its config at a QPS point.
+    pub fn new(cfg: &Config, point: &Point, ctx: &RunContext) -> Result<Self, WorkloadError> {
+        let qps = point
+            .target_qps()
             .ok_or_else(|| WorkloadError::Other("LMCacheSynthetic needs a QPS".into()))?;
-        let num_users = get(&cfg.NUM_USERS).max(1) as u64;
-        let rounds = get(&cfg.NUM_ROUNDS).max(1) as u32;
-        let duration = ctx.duration_override_s.unwrap_or_else(|| {
-            cfg.DURATION
-                .as_ref()
-                .map(|d| d.value.value)
-                .unwrap_or(SYNTHETIC_DEFAULT_DURATION_S)
-        });
+        let num_users = cfg.users;
+        let rounds = cfg.rounds;
+        let duration = ctx.duration_override_s.unwrap_or(cfg.duration_s);
         let b = ctx.prompt.clone();
-        let sys_len = get(&cfg.SYSTEM_PROMPT) as usize;
+        let sys_len = cfg.system_prompt;
         // The system prompt is the same for every run and baseline: it is what a prefix cache
         // shares across users.
         let system_text = b.filler_seeded(sys_len, mix_seed(&[0x5157, sys_len as u64]));
@@ -101,16 +201,16 @@ impl Synthetic {
             prompt: ctx.prompt.clone(),
             num_users,
             rounds,
-            answer_len: get(&cfg.ANSWER_LEN).max(1) as u32,
+            answer_len: cfg.answer_len,
             gap: num_users as f64 / qps,
             duration,
             system_text,
-            history_len: get(&cfg.CHAT_HISTORY) as usize,
+            history_len: cfg.chat_history,
             seed: ctx.seed,
             base: ctx.user_id_base,
             next_id: 0,
             next_user: 0,
-            warmup_left: get(&cfg.NUM_USERS_WARMUP) as u64,
+            warmup_left: cfg.warmup_users,
             warmup_queue: VecDeque::new(),
             initial: VecDeque::new(),
             started: false,
@@ -120,7 +220,7 @@ impl Synthetic {
             held_back: 0,
             held_back_s: 0.0,
             users_started: 0,
-            num_warmup: get(&cfg.NUM_USERS_WARMUP) as u64,
+            num_warmup: cfg.warmup_users,
             failed_turns: 0,
         };
         for i in 0..w.num_warmup {

@@ -28,14 +28,234 @@
 //! (`BLOCK_SIZE: 32`).
 
 use super::prompt::{mix_seed, PromptBuilder};
-use super::{RunContext, Workload, WorkloadError};
-use crate::config::model::Trace as Cfg;
-use crate::config::{TraceDuration, TRACE_DIR};
-use crate::plan::PlannedRun;
-use crate::record::{Completed, Prompt, RequestSpec};
+use super::{Point, RawWorkload, RunContext, SweepPoint, Workload, WorkloadError, WorkloadSpec};
+use crate::config::{Checked, Invalid, Item, LooseBool, Num, OneOrMany, TraceDuration, O};
+use crate::record::{ApiType, Completed, Prompt, RequestSpec};
+use serde_json::{json, Map, Value};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Folder of trace files (TRACE_FILE is relative to it), under the folder of run-bench.yaml.
+pub const TRACE_DIR: &str = "3-workloads/trace-replayer";
+
+crate::workload_keys! {
+    /// `TraceReplayer`'s keys.
+    pub struct Raw {
+        /// Trace file relative to `3-workloads/trace-replayer/` (default traces/gmi_trace.jsonl).
+        pub TRACE_FILE: O<String>,
+        /// Seconds from the trace start (default 0).
+        pub START_TIME: O<Num>,
+        /// Seconds to replay, or full / null (default: the whole trace).
+        pub DURATION: O<TraceDuration>,
+        /// true: replay the trace's timing; false: QPS mode (default false).
+        pub PRESERVE_TIMING: O<LooseBool>,
+        /// Replay speed factor (default 1.0).
+        pub SPEED_UP: O<Num>,
+        /// Legacy time scale (used when SPEED_UP is absent).
+        pub TIME_SCALE: O<Num>,
+        /// Cap on each inter-arrival gap, in seconds.
+        pub MAX_DELAY: O<Num>,
+        /// Rates for QPS mode (default [1.0]).
+        pub QPS: O<OneOrMany<Num>>,
+        /// Tokens per `hash_ids` block (lmbench addition; default 512, as in mooncake traces).
+        pub BLOCK_SIZE: O<i64>,
+        /// Longest prompt sent, in tokens (lmbench addition; default: no limit).
+        pub MAX_INPUT_TOKENS: O<i64>,
+        /// Largest max_tokens sent (lmbench addition; default: no limit).
+        pub MAX_OUTPUT_TOKENS: O<i64>,
+        /// What to do with a longer request: `clip` (default) or `skip` (lmbench addition).
+        pub OVERLONG: O<String>,
+    }
+}
+
+impl RawWorkload for Raw {
+    const NAME: &'static str = "TraceReplayer";
+    type Spec = Config;
+
+    fn validate(&self, c: &mut Item<'_, '_>) -> Checked<Config> {
+        let dir = c.root().join(TRACE_DIR);
+        let trace_file = match &self.TRACE_FILE {
+            Some(f) => c.file_in(f, "TRACE_FILE", &dir).map(|_| f.value.clone()),
+            None => {
+                let p = dir.join(DEFAULT_TRACE_FILE);
+                if p.is_file() {
+                    Ok(DEFAULT_TRACE_FILE.to_string())
+                } else {
+                    c.push(
+                        None,
+                        "TRACE_FILE",
+                        format!(
+                            "not set, and the default trace does not exist: {}",
+                            p.display()
+                        ),
+                    );
+                    Err(Invalid)
+                }
+            }
+        };
+        let start = match &self.START_TIME {
+            Some(st) if !(st.value.value.is_finite() && st.value.value >= 0.0) => {
+                c.push(
+                    Some(&st.referenced),
+                    "START_TIME",
+                    format!(
+                        "expected a non-negative number of seconds, got {}",
+                        st.value.value
+                    ),
+                );
+                Err(Invalid)
+            }
+            st => Ok(st.as_ref().map_or(0.0, |s| s.value.value)),
+        };
+        let duration = match &self.DURATION {
+            Some(d) => match d.value {
+                TraceDuration::Seconds(v) if !(v.is_finite() && v > 0.0) => {
+                    c.push(
+                        Some(&d.referenced),
+                        "DURATION",
+                        format!("expected a positive number of seconds or `full`, got {v}"),
+                    );
+                    Err(Invalid)
+                }
+                TraceDuration::Seconds(v) => Ok(Some(v)),
+                TraceDuration::Full => Ok(None),
+            },
+            None => Ok(None),
+        };
+        let speed_up = c.positive(&self.SPEED_UP, "SPEED_UP");
+        let time_scale = c.positive(&self.TIME_SCALE, "TIME_SCALE");
+        let max_delay = c.positive(&self.MAX_DELAY, "MAX_DELAY");
+        let qps = c.positive_list(&self.QPS, "QPS", false);
+        let block = c.int(&self.BLOCK_SIZE, "BLOCK_SIZE", 1);
+        let max_in = c.int(&self.MAX_INPUT_TOKENS, "MAX_INPUT_TOKENS", 1);
+        let max_out = c.int(&self.MAX_OUTPUT_TOKENS, "MAX_OUTPUT_TOKENS", 1);
+        let skip = match &self.OVERLONG {
+            Some(o) if o.value != "clip" && o.value != "skip" => {
+                c.push(
+                    Some(&o.referenced),
+                    "OVERLONG",
+                    format!("expected `clip` or `skip`, got `{}`", o.value),
+                );
+                Err(Invalid)
+            }
+            o => Ok(o.as_ref().is_some_and(|o| o.value == "skip")),
+        };
+        Ok(Config {
+            trace_file: trace_file?,
+            start_time_s: start?,
+            duration_s: duration?,
+            timed: self.PRESERVE_TIMING.as_ref().is_some_and(|b| b.value.0),
+            speed_up: speed_up?,
+            time_scale: time_scale?,
+            max_delay_s: max_delay?,
+            qps: qps?.unwrap_or_else(|| vec![Num::float(1.0)]),
+            block_size: block?.map_or(DEFAULT_BLOCK_SIZE, |b| b as usize),
+            max_input_tokens: max_in?.map(|m| m as u64),
+            max_output_tokens: max_out?.map(|m| m as u64),
+            skip_overlong: skip?,
+        })
+    }
+
+    fn tokenizer(&self) -> &O<String> {
+        &self.TOKENIZER
+    }
+}
+
+/// A validated TraceReplayer item.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `TRACE_FILE` (or the default), relative to [`TRACE_DIR`].
+    pub trace_file: String,
+    /// `START_TIME`, seconds from the trace start.
+    pub start_time_s: f64,
+    /// `DURATION` in seconds; `None` for the whole trace.
+    pub duration_s: Option<f64>,
+    /// `PRESERVE_TIMING`: timed replay instead of QPS points.
+    pub timed: bool,
+    /// `SPEED_UP`.
+    pub speed_up: Option<f64>,
+    /// `TIME_SCALE` (used when SPEED_UP is absent).
+    pub time_scale: Option<f64>,
+    /// `MAX_DELAY`: cap on each inter-arrival gap, seconds.
+    pub max_delay_s: Option<f64>,
+    /// `QPS` (QPS mode): one point each.
+    pub qps: Vec<Num>,
+    /// `BLOCK_SIZE`: tokens per hash id.
+    pub block_size: usize,
+    /// `MAX_INPUT_TOKENS`.
+    pub max_input_tokens: Option<u64>,
+    /// `MAX_OUTPUT_TOKENS`.
+    pub max_output_tokens: Option<u64>,
+    /// `OVERLONG: skip`.
+    pub skip_overlong: bool,
+}
+
+impl Config {
+    /// Trace seconds per run second.
+    fn speed(&self) -> f64 {
+        self.speed_up
+            .or(self.time_scale.map(|t| 1.0 / t))
+            .unwrap_or(1.0)
+    }
+
+    /// Run seconds per trace second.
+    fn scale(&self) -> f64 {
+        match (self.speed_up, self.time_scale) {
+            (Some(s), _) => 1.0 / s,
+            (None, Some(t)) => t,
+            (None, None) => 1.0,
+        }
+    }
+
+    /// The trace file, resolved against the folder of run-bench.yaml.
+    pub fn trace_path(&self, root: &Path) -> PathBuf {
+        root.join(TRACE_DIR).join(&self.trace_file)
+    }
+}
+
+impl WorkloadSpec for Config {
+    fn workload_name(&self) -> String {
+        "trace_replayer".into()
+    }
+
+    fn points(&self) -> Vec<Point> {
+        if self.timed {
+            let dur = self.duration_s.unwrap_or(3600.0);
+            vec![Point {
+                sweep: SweepPoint {
+                    key: "MODE",
+                    value: None,
+                },
+                qps: None,
+                qps_label: "unknown".to_string(),
+                estimated_s: dur / self.speed() + 10.0,
+            }]
+        } else {
+            let dur = self.duration_s.unwrap_or(600.0);
+            self.qps
+                .iter()
+                .map(|q| Point::qps(*q, dur + 10.0))
+                .collect()
+        }
+    }
+
+    fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError> {
+        let path = self.trace_path(&ctx.root);
+        let trace = load(&path)?;
+        Ok(Box::new(TraceReplayer::new(
+            self,
+            &trace,
+            &path.display().to_string(),
+            point.target_qps(),
+            ctx,
+        )?))
+    }
+
+    fn extra_params(&self, block: &mut Map<String, Value>, api: ApiType) {
+        block.insert("API_TYPE".into(), json!(api.as_str()));
+    }
+}
 
 /// TRACE_FILE when the spec does not set one, relative to [`TRACE_DIR`].
 pub const DEFAULT_TRACE_FILE: &str = "traces/gmi_trace.jsonl";
@@ -277,16 +497,6 @@ pub fn load(path: &Path) -> Result<TraceFile, WorkloadError> {
     parse(&text, &path.display().to_string())
 }
 
-/// The trace file a TraceReplayer item names, resolved against the folder of run-bench.yaml.
-pub fn trace_path(cfg: &Cfg, root: &Path) -> PathBuf {
-    let file = cfg
-        .TRACE_FILE
-        .as_ref()
-        .map(|f| f.value.as_str())
-        .unwrap_or(DEFAULT_TRACE_FILE);
-    root.join(TRACE_DIR).join(file)
-}
-
 /// A request of the schedule, before its prompt is built.
 struct Scheduled {
     line: usize,
@@ -308,62 +518,27 @@ pub struct TraceReplayer {
     stats: serde_json::Value,
 }
 
-/// Build the TraceReplayer workload.
-pub fn build(
-    cfg: &Cfg,
-    run: &PlannedRun,
-    ctx: &RunContext,
-) -> Result<Box<dyn Workload>, WorkloadError> {
-    let path = trace_path(cfg, &ctx.root);
-    let trace = load(&path)?;
-    let qps = ctx.qps.or(run.qps.map(|q| q.value));
-    Ok(Box::new(TraceReplayer::new(
-        cfg,
-        &trace,
-        &path.display().to_string(),
-        qps,
-        ctx,
-    )?))
-}
-
 impl TraceReplayer {
     /// The replay of `trace` (read from `name`) under `cfg`; `qps` is this run's target in QPS
     /// mode (default 1).
     pub fn new(
-        cfg: &Cfg,
+        cfg: &Config,
         trace: &TraceFile,
         name: &str,
         qps: Option<f64>,
         ctx: &RunContext,
     ) -> Result<Self, WorkloadError> {
-        let num =
-            |v: &crate::config::model::O<crate::config::Num>| v.as_ref().map(|n| n.value.value);
-        let int = |v: &crate::config::model::O<i64>| v.as_ref().map(|n| n.value);
-        let start = num(&cfg.START_TIME).unwrap_or(0.0);
-        let duration = match cfg.DURATION.as_ref().map(|d| &d.value) {
-            Some(TraceDuration::Seconds(s)) => Some(*s),
-            Some(TraceDuration::Full) | None => None,
-        };
-        let end = duration.map(|d| start + d).unwrap_or(f64::INFINITY);
-        let timed = cfg
-            .PRESERVE_TIMING
-            .as_ref()
-            .map(|b| b.value.0)
-            .unwrap_or(false);
+        let start = cfg.start_time_s;
+        let end = cfg.duration_s.map(|d| start + d).unwrap_or(f64::INFINITY);
+        let timed = cfg.timed;
         // Run seconds per trace second.
-        let scale = match (num(&cfg.SPEED_UP), num(&cfg.TIME_SCALE)) {
-            (Some(s), _) => 1.0 / s,
-            (None, Some(t)) => t,
-            (None, None) => 1.0,
-        };
-        let max_delay = num(&cfg.MAX_DELAY);
+        let scale = cfg.scale();
+        let max_delay = cfg.max_delay_s;
         let qps = qps.unwrap_or(1.0);
-        let block_size = int(&cfg.BLOCK_SIZE)
-            .map(|b| b.max(1) as usize)
-            .unwrap_or(DEFAULT_BLOCK_SIZE);
-        let max_in = int(&cfg.MAX_INPUT_TOKENS).map(|m| m.max(1) as u64);
-        let max_out = int(&cfg.MAX_OUTPUT_TOKENS).map(|m| m.max(1) as u64);
-        let skip = cfg.OVERLONG.as_ref().is_some_and(|o| o.value == "skip");
+        let block_size = cfg.block_size;
+        let max_in = cfg.max_input_tokens;
+        let max_out = cfg.max_output_tokens;
+        let skip = cfg.skip_overlong;
         let cap = ctx.duration_override_s;
 
         let window: Vec<&TraceEntry> = trace
@@ -555,13 +730,23 @@ mod tests {
             api: ApiType::Completions,
             seed,
             user_id_base: 1000,
-            qps: None,
             duration_override_s: None,
         }
     }
 
-    fn cfg(yaml: &str) -> Cfg {
-        serde_saphyr::from_str(yaml).unwrap()
+    /// The validated item; these tests hand the trace in themselves, so the file the item
+    /// names only has to exist (the shipped sample when none is named).
+    fn cfg(yaml: &str) -> Config {
+        let mut raw: Raw = serde_saphyr::from_str(yaml).unwrap();
+        if raw.TRACE_FILE.is_none() {
+            let at = serde_saphyr::Location::UNKNOWN;
+            raw.TRACE_FILE = Some(serde_saphyr::Spanned::new(
+                "traces/sample_trace.jsonl".into(),
+                at,
+                at,
+            ));
+        }
+        crate::workload::validate_for_test(&raw, Path::new(env!("CARGO_MANIFEST_DIR")))
     }
 
     /// A trace of ms offsets, one line per `(offset_ms, input, output, hash_ids)`.

@@ -38,9 +38,10 @@
 
 use super::arrivals::{schedule_rate, Arrivals};
 use super::prompt::{mix_seed, PromptBuilder};
-use super::{RunContext, Workload, WorkloadError};
-use crate::config::model::Vllm as Cfg;
-use crate::plan::PlannedRun;
+use super::{
+    Point, PointResults, RawWorkload, RunContext, SweepPoint, Workload, WorkloadError, WorkloadSpec,
+};
+use crate::config::{Checked, Invalid, Item, Num, OneOrMany, O};
 use crate::record::{Completed, Prompt, RequestSpec};
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
@@ -68,6 +69,296 @@ const STREAM_ARRIVALS: u64 = 0xA1;
 const STREAM_SAMPLE: u64 = 0x5A;
 const STREAM_PREFIX: u64 = 0x9F;
 const STREAM_PROMPT: u64 = 0x7E;
+
+/// The datasets VLLMBenchmark reads.
+const DATASETS: &[&str] = &["random", "sonnet", "sharegpt", "custom", "hf"];
+
+crate::workload_keys! {
+    /// `VLLMBenchmark`'s keys.
+    pub struct Raw {
+        /// Backend name (default vllm).
+        pub BACKEND: O<String>,
+        /// random | sonnet | sharegpt | custom | hf (default sharegpt).
+        pub DATASET_NAME: O<String>,
+        /// Dataset file, relative to the folder of run-bench.yaml.
+        pub DATASET_PATH: O<String>,
+        /// Requests per rate (default 1000).
+        pub NUM_PROMPTS: O<i64>,
+        /// Request rates (default [1.0]).
+        pub REQUEST_RATES: O<OneOrMany<Num>>,
+        /// Sampling temperature.
+        pub TEMPERATURE: O<Num>,
+        /// Nucleus sampling.
+        pub TOP_P: O<Num>,
+        /// Top-k sampling.
+        pub TOP_K: O<i64>,
+        /// Gamma shape of the arrival gaps (1 = Poisson).
+        pub BURSTINESS: O<Num>,
+        /// Random seed.
+        pub SEED: O<i64>,
+        /// Accepted for compatibility (no effect).
+        pub DISABLE_TQDM: O<bool>,
+        /// Ask the engine to ignore EOS.
+        pub IGNORE_EOS: O<bool>,
+        /// Output length when the dataset-specific key is absent.
+        pub MAX_TOKENS: O<i64>,
+        /// sharegpt output length.
+        pub SHAREGPT_OUTPUT_LEN: O<i64>,
+        /// random input length (default 1024).
+        pub RANDOM_INPUT_LEN: O<i64>,
+        /// random output length (default 128).
+        pub RANDOM_OUTPUT_LEN: O<i64>,
+        /// random length range ratio, in [0, 1) (default 0.0).
+        pub RANDOM_RANGE_RATIO: O<Num>,
+        /// sonnet input length (default 550).
+        pub SONNET_INPUT_LEN: O<i64>,
+        /// sonnet output length (default 150).
+        pub SONNET_OUTPUT_LEN: O<i64>,
+        /// sonnet shared prefix length (default 200).
+        pub SONNET_PREFIX_LEN: O<i64>,
+        /// hf output length.
+        pub HF_OUTPUT_LEN: O<i64>,
+        /// custom output length (default 256).
+        pub CUSTOM_OUTPUT_LEN: O<i64>,
+        /// Cap on requests in flight (lmbench addition).
+        pub MAX_CONCURRENCY: O<i64>,
+        /// random: tokens of a random prefix shared by every prompt (default 0).
+        pub RANDOM_PREFIX_LEN: O<i64>,
+        /// Service-level objectives for goodput, in ms: any of `ttft_ms`, `tpot_ms`, `e2el_ms`.
+        pub GOODPUT: O<serde_json::Map<String, serde_json::Value>>,
+    }
+}
+
+impl RawWorkload for Raw {
+    const NAME: &'static str = "VLLMBenchmark";
+    type Spec = Config;
+
+    fn validate(&self, c: &mut Item<'_, '_>) -> Checked<Config> {
+        let ds = self
+            .DATASET_NAME
+            .as_ref()
+            .map(|d| d.value.clone())
+            .unwrap_or_else(|| "sharegpt".into());
+        let dataset = if DATASETS.contains(&ds.as_str()) {
+            Ok(ds.clone())
+        } else {
+            let loc = self.DATASET_NAME.as_ref().map(|d| d.referenced);
+            c.push(
+                loc.as_ref(),
+                "DATASET_NAME",
+                format!("expected one of random, sonnet, sharegpt, custom, hf; got `{ds}`"),
+            );
+            Err(Invalid)
+        };
+        let path = match &self.DATASET_PATH {
+            Some(p) => c
+                .root_file(&self.DATASET_PATH, "DATASET_PATH")
+                .map(|_| Some(p.value.clone())),
+            None if ds != "random" && DATASETS.contains(&ds.as_str()) => {
+                c.push(None, "DATASET_PATH", format!("missing required key for DATASET_NAME {ds}: expected a local file (lmbench never downloads datasets)"));
+                Err(Invalid)
+            }
+            None => Ok(None),
+        };
+        let num_prompts = c.int(&self.NUM_PROMPTS, "NUM_PROMPTS", 1);
+        let rates = c.positive_list(&self.REQUEST_RATES, "REQUEST_RATES", true);
+        let temperature = c.num_in(&self.TEMPERATURE, "TEMPERATURE", 0.0, f64::MAX, false);
+        let top_p = c.num_in(&self.TOP_P, "TOP_P", 0.0, 1.0, false);
+        let top_k = c.int(&self.TOP_K, "TOP_K", -1);
+        let burstiness = c.positive(&self.BURSTINESS, "BURSTINESS");
+        let max_tokens = c.int(&self.MAX_TOKENS, "MAX_TOKENS", 1);
+        let sharegpt_out = c.int(&self.SHAREGPT_OUTPUT_LEN, "SHAREGPT_OUTPUT_LEN", 1);
+        let random_in = c.int(&self.RANDOM_INPUT_LEN, "RANDOM_INPUT_LEN", 1);
+        let random_out = c.int(&self.RANDOM_OUTPUT_LEN, "RANDOM_OUTPUT_LEN", 1);
+        let sonnet_in = c.int(&self.SONNET_INPUT_LEN, "SONNET_INPUT_LEN", 1);
+        let sonnet_out = c.int(&self.SONNET_OUTPUT_LEN, "SONNET_OUTPUT_LEN", 1);
+        let hf_out = c.int(&self.HF_OUTPUT_LEN, "HF_OUTPUT_LEN", 1);
+        let custom_out = c.int(&self.CUSTOM_OUTPUT_LEN, "CUSTOM_OUTPUT_LEN", 1);
+        let max_concurrency = c.int(&self.MAX_CONCURRENCY, "MAX_CONCURRENCY", 1);
+        let sonnet_prefix = c.int(&self.SONNET_PREFIX_LEN, "SONNET_PREFIX_LEN", 0);
+        let random_prefix = c.int(&self.RANDOM_PREFIX_LEN, "RANDOM_PREFIX_LEN", 0);
+        let mut slo_ok = true;
+        let slo = self.GOODPUT.as_ref().map(|g| {
+            for (name, v) in &g.value {
+                let ok = matches!(name.as_str(), "ttft_ms" | "tpot_ms" | "e2el_ms")
+                    && v.as_f64().is_some_and(|x| x.is_finite() && x > 0.0);
+                if !ok {
+                    slo_ok = false;
+                    c.push(
+                        Some(&g.referenced),
+                        &format!("GOODPUT.{name}"),
+                        format!("expected ttft_ms, tpot_ms or e2el_ms with a positive number of milliseconds, got {name}: {v}"),
+                    );
+                }
+            }
+            let get = |k: &str| g.value.get(k).and_then(Value::as_f64);
+            Slo {
+                ttft_ms: get("ttft_ms"),
+                tpot_ms: get("tpot_ms"),
+                e2el_ms: get("e2el_ms"),
+            }
+        });
+        let ratio = c.num_in(
+            &self.RANDOM_RANGE_RATIO,
+            "RANDOM_RANGE_RATIO",
+            0.0,
+            1.0,
+            true,
+        );
+        if !slo_ok {
+            return Err(Invalid);
+        }
+        Ok(Config {
+            backend: self
+                .BACKEND
+                .as_ref()
+                .map_or_else(|| "vllm".to_string(), |b| b.value.clone()),
+            dataset: dataset?,
+            dataset_path: path?,
+            num_prompts: num_prompts?.unwrap_or(DEFAULT_NUM_PROMPTS) as usize,
+            rates: rates?.unwrap_or_else(|| vec![Num::float(1.0)]),
+            temperature: temperature?.and(self.TEMPERATURE.as_ref().map(|t| t.value)),
+            top_p: top_p?.and(self.TOP_P.as_ref().map(|t| t.value)),
+            top_k: top_k?,
+            burstiness: burstiness?.unwrap_or(1.0),
+            seed: self.SEED.as_ref().map_or(0, |s| s.value) as u64,
+            ignore_eos: self.IGNORE_EOS.as_ref().is_some_and(|v| v.value),
+            max_tokens: max_tokens?,
+            sharegpt_output_len: sharegpt_out?,
+            random_input_len: random_in?.unwrap_or(DEFAULT_RANDOM_INPUT_LEN),
+            random_output_len: random_out?,
+            random_range_ratio: ratio?.unwrap_or(0.0),
+            random_prefix_len: random_prefix?.unwrap_or(0) as usize,
+            sonnet_input_len: sonnet_in?.unwrap_or(DEFAULT_SONNET_INPUT_LEN),
+            sonnet_output_len: sonnet_out?,
+            sonnet_prefix_len: sonnet_prefix?.unwrap_or(DEFAULT_SONNET_PREFIX_LEN),
+            hf_output_len: hf_out?,
+            custom_output_len: custom_out?,
+            max_concurrency: max_concurrency?.map(|c| c as usize),
+            slo,
+        })
+    }
+
+    fn tokenizer(&self) -> &O<String> {
+        &self.TOKENIZER
+    }
+}
+
+/// A validated VLLMBenchmark item, LMBench's and vLLM's defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `BACKEND`.
+    pub backend: String,
+    /// `DATASET_NAME`.
+    pub dataset: String,
+    /// `DATASET_PATH` as written, relative to the folder of run-bench.yaml.
+    pub dataset_path: Option<String>,
+    /// `NUM_PROMPTS`: requests per rate.
+    pub num_prompts: usize,
+    /// `REQUEST_RATES`: one point each (`.inf` sends everything at once).
+    pub rates: Vec<Num>,
+    /// `TEMPERATURE`, sent when set.
+    pub temperature: Option<Num>,
+    /// `TOP_P`, sent when set.
+    pub top_p: Option<Num>,
+    /// `TOP_K`, sent when set.
+    pub top_k: Option<i64>,
+    /// `BURSTINESS`: gamma shape of the gaps.
+    pub burstiness: f64,
+    /// `SEED`.
+    pub seed: u64,
+    /// `IGNORE_EOS`.
+    pub ignore_eos: bool,
+    /// `MAX_TOKENS`: output length where the dataset's own key is absent.
+    pub max_tokens: Option<i64>,
+    /// `SHAREGPT_OUTPUT_LEN`.
+    pub sharegpt_output_len: Option<i64>,
+    /// `RANDOM_INPUT_LEN`.
+    pub random_input_len: i64,
+    /// `RANDOM_OUTPUT_LEN`.
+    pub random_output_len: Option<i64>,
+    /// `RANDOM_RANGE_RATIO`.
+    pub random_range_ratio: f64,
+    /// `RANDOM_PREFIX_LEN`.
+    pub random_prefix_len: usize,
+    /// `SONNET_INPUT_LEN`.
+    pub sonnet_input_len: i64,
+    /// `SONNET_OUTPUT_LEN`.
+    pub sonnet_output_len: Option<i64>,
+    /// `SONNET_PREFIX_LEN`.
+    pub sonnet_prefix_len: i64,
+    /// `HF_OUTPUT_LEN`.
+    pub hf_output_len: Option<i64>,
+    /// `CUSTOM_OUTPUT_LEN`.
+    pub custom_output_len: Option<i64>,
+    /// `MAX_CONCURRENCY`.
+    pub max_concurrency: Option<usize>,
+    /// `GOODPUT`.
+    slo: Option<Slo>,
+}
+
+impl WorkloadSpec for Config {
+    fn workload_name(&self) -> String {
+        if self.dataset == "hf" {
+            let path = self
+                .dataset_path
+                .as_ref()
+                .map(|p| p.replace('/', "_"))
+                .unwrap_or_default();
+            format!("vllm_hf_{path}")
+        } else {
+            format!("vllm_{}", self.dataset)
+        }
+    }
+
+    fn points(&self) -> Vec<Point> {
+        let n = self.num_prompts as f64;
+        self.rates
+            .iter()
+            .map(|r| {
+                let est = if r.value.is_finite() {
+                    n / r.value
+                } else {
+                    n * 0.05
+                };
+                Point {
+                    sweep: SweepPoint {
+                        key: "REQUEST_RATE",
+                        value: Some(*r),
+                    },
+                    qps: Some(*r),
+                    qps_label: r.label(),
+                    estimated_s: est + 10.0,
+                }
+            })
+            .collect()
+    }
+
+    fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError> {
+        Ok(Box::new(VllmBench::new(self, point, ctx)?))
+    }
+
+    fn finish_result(&self, r: &mut PointResults<'_>) {
+        // A Poisson or gamma schedule's own rate differs from the target by chance; the client
+        // under-delivers only if it sent slower than its schedule.
+        let rate = |k: &str| r.results.get(k).and_then(Value::as_f64);
+        if let (Some(achieved), Some(sched)) = (rate("achieved_qps"), rate("scheduled_qps")) {
+            crate::measure::rejudge_shortfall(
+                r.results,
+                achieved,
+                sched,
+                "sent vs the random schedule's own rate",
+            );
+        }
+        // vLLM bench's names beside LMBench's, so users can compare with vLLM's own tool.
+        let results = Value::Object(std::mem::take(r.results));
+        let extra = vllm_result_fields(&results, r.stats);
+        if let Value::Object(m) = results {
+            *r.results = m;
+        }
+        r.results.extend(extra);
+    }
+}
 
 /// One usable dataset entry.
 #[derive(Debug, Clone)]
@@ -138,14 +429,6 @@ pub struct VllmBench {
     info: Map<String, Value>,
 }
 
-fn int(v: &Option<serde_saphyr::Spanned<i64>>) -> Option<i64> {
-    v.as_ref().map(|s| s.value)
-}
-
-fn num(v: &Option<serde_saphyr::Spanned<crate::config::Num>>) -> Option<f64> {
-    v.as_ref().map(|s| s.value.value)
-}
-
 fn positive_u32(v: i64) -> u32 {
     v.clamp(1, u32::MAX as i64) as u32
 }
@@ -163,29 +446,16 @@ fn read_text(path: &Path) -> Result<String, WorkloadError> {
         .map_err(|e| WorkloadError::Other(format!("cannot read {}: {e}", path.display())))
 }
 
-/// Build the VLLMBenchmark workload.
-pub fn build(
-    cfg: &Cfg,
-    run: &PlannedRun,
-    ctx: &RunContext,
-) -> Result<Box<dyn Workload>, WorkloadError> {
-    Ok(Box::new(VllmBench::new(cfg, run, ctx)?))
-}
-
 impl VllmBench {
-    /// Build the workload from its config at the run's request rate.
-    pub fn new(cfg: &Cfg, run: &PlannedRun, ctx: &RunContext) -> Result<Self, WorkloadError> {
-        let rate = ctx.qps.or(run.qps.map(|q| q.value)).unwrap_or(1.0);
-        let burstiness = num(&cfg.BURSTINESS).unwrap_or(1.0);
-        let seed = int(&cfg.SEED).unwrap_or(0) as u64;
-        let n = int(&cfg.NUM_PROMPTS).unwrap_or(DEFAULT_NUM_PROMPTS).max(1) as usize;
-        let dataset = cfg
-            .DATASET_NAME
-            .as_ref()
-            .map(|d| d.value.clone())
-            .unwrap_or_else(|| "sharegpt".into());
-        let path = cfg.DATASET_PATH.as_ref().map(|p| ctx.root.join(&p.value));
-        let max_tokens = int(&cfg.MAX_TOKENS);
+    /// Build the workload from its config at a request rate.
+    pub fn new(cfg: &Config, point: &Point, ctx: &RunContext) -> Result<Self, WorkloadError> {
+        let rate = point.target_qps().unwrap_or(1.0);
+        let burstiness = cfg.burstiness;
+        let seed = cfg.seed;
+        let n = cfg.num_prompts.max(1);
+        let dataset = cfg.dataset.clone();
+        let path = cfg.dataset_path.as_ref().map(|p| ctx.root.join(p));
+        let max_tokens = cfg.max_tokens;
         let b = ctx.prompt.clone();
         let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&[seed, STREAM_SAMPLE]));
         let need_path = || {
@@ -196,12 +466,13 @@ impl VllmBench {
         let mut info = Map::new();
         let source = match dataset.as_str() {
             "random" => {
-                let input = int(&cfg.RANDOM_INPUT_LEN).unwrap_or(DEFAULT_RANDOM_INPUT_LEN);
-                let output = int(&cfg.RANDOM_OUTPUT_LEN)
+                let input = cfg.random_input_len;
+                let output = cfg
+                    .random_output_len
                     .or(max_tokens)
                     .unwrap_or(DEFAULT_RANDOM_OUTPUT_LEN);
-                let ratio = num(&cfg.RANDOM_RANGE_RATIO).unwrap_or(0.0);
-                let prefix_len = int(&cfg.RANDOM_PREFIX_LEN).unwrap_or(0).max(0) as usize;
+                let ratio = cfg.random_range_ratio;
+                let prefix_len = cfg.random_prefix_len;
                 let range = |len: i64| {
                     // vLLM truncates both bounds to integers.
                     let lo = ((len as f64 * (1.0 - ratio)) as i64).max(1);
@@ -227,9 +498,10 @@ impl VllmBench {
             }
             "sonnet" => {
                 let path = need_path()?;
-                let input = int(&cfg.SONNET_INPUT_LEN).unwrap_or(DEFAULT_SONNET_INPUT_LEN);
-                let prefix = int(&cfg.SONNET_PREFIX_LEN).unwrap_or(DEFAULT_SONNET_PREFIX_LEN);
-                let output = int(&cfg.SONNET_OUTPUT_LEN)
+                let input = cfg.sonnet_input_len;
+                let prefix = cfg.sonnet_prefix_len;
+                let output = cfg
+                    .sonnet_output_len
                     .or(max_tokens)
                     .unwrap_or(DEFAULT_SONNET_OUTPUT_LEN);
                 let (head, lines, extra, prefix_lines) =
@@ -247,15 +519,12 @@ impl VllmBench {
             "sharegpt" | "custom" | "hf" => {
                 let path = need_path()?;
                 let (configured, default_len) = match dataset.as_str() {
-                    "sharegpt" => (int(&cfg.SHAREGPT_OUTPUT_LEN).or(max_tokens), 0),
+                    "sharegpt" => (cfg.sharegpt_output_len.or(max_tokens), 0),
                     "custom" => (
-                        int(&cfg.CUSTOM_OUTPUT_LEN).or(max_tokens),
+                        cfg.custom_output_len.or(max_tokens),
                         DEFAULT_CUSTOM_OUTPUT_LEN,
                     ),
-                    _ => (
-                        int(&cfg.HF_OUTPUT_LEN).or(max_tokens),
-                        DEFAULT_HF_OUTPUT_LEN,
-                    ),
+                    _ => (cfg.hf_output_len.or(max_tokens), DEFAULT_HF_OUTPUT_LEN),
                 };
                 let configured = configured.map(positive_u32);
                 let text = read_text(&path)?;
@@ -336,41 +605,24 @@ impl VllmBench {
         };
         let window_end = limit.map_or(nominal, |l| nominal.min(l));
         let mut extra = Map::new();
-        if let Some(t) = &cfg.TEMPERATURE {
-            extra.insert("temperature".into(), t.value.to_json());
+        if let Some(t) = &cfg.temperature {
+            extra.insert("temperature".into(), t.to_json());
         }
-        if let Some(p) = &cfg.TOP_P {
-            extra.insert("top_p".into(), p.value.to_json());
+        if let Some(p) = &cfg.top_p {
+            extra.insert("top_p".into(), p.to_json());
         }
-        if let Some(k) = int(&cfg.TOP_K) {
+        if let Some(k) = cfg.top_k {
             extra.insert("top_k".into(), json!(k));
         }
-        if cfg.IGNORE_EOS.as_ref().is_some_and(|v| v.value) {
+        if cfg.ignore_eos {
             extra.insert("ignore_eos".into(), json!(true));
         }
-        let slo = cfg.GOODPUT.as_ref().map(|g| {
-            let get = |k: &str| g.value.get(k).and_then(Value::as_f64);
-            Slo {
-                ttft_ms: get("ttft_ms"),
-                tpot_ms: get("tpot_ms"),
-                e2el_ms: get("e2el_ms"),
-            }
-        });
-        let max_concurrency = int(&cfg.MAX_CONCURRENCY).map(|c| c.max(1) as usize);
+        let slo = cfg.slo.clone();
+        let max_concurrency = cfg.max_concurrency.map(|c| c.max(1));
         let mut head = Map::new();
-        head.insert(
-            "backend".into(),
-            json!(cfg
-                .BACKEND
-                .as_ref()
-                .map(|b| b.value.as_str())
-                .unwrap_or("vllm")),
-        );
+        head.insert("backend".into(), json!(cfg.backend));
         head.insert("dataset".into(), json!(dataset));
-        head.insert(
-            "dataset_path".into(),
-            json!(cfg.DATASET_PATH.as_ref().map(|p| p.value.clone())),
-        );
+        head.insert("dataset_path".into(), json!(cfg.dataset_path));
         head.insert("num_prompts".into(), json!(n));
         head.insert("requests_scheduled".into(), json!(due.len()));
         head.insert("request_rate".into(), rate_json(rate));
@@ -822,45 +1074,33 @@ pub fn vllm_result_fields(results: &Value, stats: &Value) -> Map<String, Value> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Num;
-    use crate::plan::SweepPoint;
     use crate::record::RequestRecord;
     use std::path::PathBuf;
 
-    fn cfg(yaml: &str) -> Cfg {
-        serde_saphyr::from_str(yaml).unwrap()
+    /// The item, validated with paths resolving against the repository.
+    fn cfg(yaml: &str) -> Config {
+        crate::workload::spec_from_yaml::<Raw>(yaml)
     }
 
-    fn run(rate: f64) -> PlannedRun {
-        PlannedRun {
-            index: 0,
-            suite: "t".into(),
-            suite_idx: 0,
-            baseline_key: "b".into(),
-            baseline_type: "Simulated",
-            baseline_idx: 0,
-            workload: "VLLMBenchmark",
-            workload_name: "vllm_random".into(),
-            workload_idx: 0,
-            qps: Some(Num::float(rate)),
+    fn run(rate: f64) -> Point {
+        Point {
             sweep: SweepPoint {
                 key: "REQUEST_RATE",
                 value: Some(Num::float(rate)),
             },
+            qps: Some(Num::float(rate)),
             qps_label: format!("{rate}"),
-            seed: 7,
             estimated_s: 1.0,
         }
     }
 
-    fn ctx(rate: f64, root: &Path) -> RunContext {
+    fn ctx(_rate: f64, root: &Path) -> RunContext {
         RunContext {
             prompt: PromptBuilder::global(),
             root: root.to_path_buf(),
             api: crate::record::ApiType::Completions,
             seed: 7,
             user_id_base: 3_000_000,
-            qps: Some(rate),
             duration_override_s: None,
         }
     }
@@ -869,8 +1109,10 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
     }
 
+    /// The item validated against `root` (where its dataset is), built at `rate`.
     fn build_in(yaml: &str, rate: f64, root: &Path) -> Result<VllmBench, WorkloadError> {
-        VllmBench::new(&cfg(yaml), &run(rate), &ctx(rate, root))
+        let cfg = crate::workload::spec_from_yaml_in::<Raw>(yaml, root);
+        VllmBench::new(&cfg, &run(rate), &ctx(rate, root))
     }
 
     fn all_specs(w: &mut VllmBench) -> Vec<RequestSpec> {
@@ -1175,14 +1417,17 @@ mod tests {
             let e = build_in(&y, 1.0, dir.path()).err().unwrap().to_string();
             assert!(e.contains(name) && e.contains(want), "{ds}: {e}");
         }
-        let e = build_in(
+        // A dataset that is gone by the time the run starts.
+        write(dir.path(), "missing.jsonl", "{\"prompt\": \"ok\"}\n");
+        let gone = crate::workload::spec_from_yaml_in::<Raw>(
             "DATASET_NAME: custom\nDATASET_PATH: missing.jsonl\n",
-            1.0,
             dir.path(),
-        )
-        .err()
-        .unwrap()
-        .to_string();
+        );
+        std::fs::remove_file(dir.path().join("missing.jsonl")).unwrap();
+        let e = VllmBench::new(&gone, &run(1.0), &ctx(1.0, dir.path()))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             e.contains("cannot read") && e.contains("missing.jsonl"),
             "{e}"

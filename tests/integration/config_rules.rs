@@ -451,36 +451,15 @@ fn legacy_infrastructure_in_a_spec_is_ignored_with_a_warning() {
     );
 }
 
-/// Keys the config model accepts (serde renames and upper-case workload fields of
-/// src/config/model.rs) and the simulated engine's settings (src/sim/mod.rs `SimConfig`,
-/// camelCase). Parsed from the source so a key added there must be added to the fixtures and
-/// the templates.
+/// Keys the configuration accepts (run-bench.yaml's, a spec's, and every registered workload
+/// and baseline type's, as lmbench itself lists them) and the simulated engine's settings
+/// (src/sim/mod.rs `SimConfig`, camelCase, parsed from the source), so a key added to a type
+/// must be added to the fixtures and the templates.
 fn model_keys() -> (Vec<String>, Vec<String>) {
-    let model = fs::read_to_string(repo().join("src/config/model.rs")).expect("model.rs");
-    let mut keys: Vec<String> = Vec::new();
-    for line in model.lines() {
-        let t = line.trim();
-        if t.starts_with("//") {
-            continue;
-        }
-        if let Some(pos) = t.find("rename = \"") {
-            let rest = &t[pos + 10..];
-            if let Some(end) = rest.find('"') {
-                keys.push(rest[..end].to_string());
-            }
-        }
-        if let Some(rest) = t.strip_prefix("pub ") {
-            if let Some((name, _)) = rest.split_once(':') {
-                if !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
-                {
-                    keys.push(name.to_string());
-                }
-            }
-        }
-    }
+    let mut keys: Vec<String> = lmbench::suite::every_key()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     keys.sort();
     keys.dedup();
     let sim = fs::read_to_string(repo().join("src/sim/mod.rs")).expect("sim/mod.rs");

@@ -1,0 +1,357 @@
+//! One planned run, carried out: the workload's request stream goes through the open-loop
+//! runner and the client; one collector task owns the records (streams them to the
+//! `.requests.jsonl`, feeds the summary, counts progress); at the end the summary, the
+//! workload's own fields and the run's details become the point's [`ResultFile`].
+//!
+//! [`result_file`] is the last step on its own, a pure function of what the run produced.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::Client;
+use crate::measure::{Aggregator, Summary, SummaryContext};
+use crate::plan::PlannedRun;
+use crate::record::ApiType;
+use crate::results::{ResultFile, ResultHead, ResultName, ResultWriter, RunInfo, Serving};
+use crate::workload::runner::{self, RunStats};
+use crate::workload::{PointResults, RunContext};
+
+/// What every run of a suite shares.
+#[derive(Debug, Clone)]
+pub struct SuiteContext {
+    /// `lmbench-<unix>-<8 hex>`.
+    pub session_id: String,
+    /// The folder of run-bench.yaml: data paths resolve against it.
+    pub root: PathBuf,
+    /// run-bench.yaml's `1-infrastructure` as written (results' `infra`).
+    pub infra: Value,
+    /// Where `<suite>/` result folders go.
+    pub results_dir: PathBuf,
+    /// Override of every workload's send duration.
+    pub duration_override_s: Option<f64>,
+    /// One request's limit.
+    pub request_timeout: Duration,
+    /// How many runs the plan has (for progress labels).
+    pub total_runs: usize,
+}
+
+/// How one run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The planned run.
+    pub run: PlannedRun,
+    /// True if it produced a result with at least one successful request.
+    pub ok: bool,
+    /// The result file, if one was written.
+    pub result_file: Option<PathBuf>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+    /// One-line figures for the end-of-suite summary.
+    pub figures: String,
+}
+
+impl RunOutcome {
+    /// A run that produced no result.
+    pub fn failed(run: &PlannedRun, error: impl Into<String>) -> RunOutcome {
+        RunOutcome {
+            run: run.clone(),
+            ok: false,
+            result_file: None,
+            error: Some(error.into()),
+            figures: String::new(),
+        }
+    }
+
+    /// A run whose complete result this session already has (`--resume`).
+    pub fn resumed(run: &PlannedRun, path: &Path) -> RunOutcome {
+        RunOutcome {
+            run: run.clone(),
+            ok: true,
+            result_file: Some(path.to_path_buf()),
+            error: None,
+            figures: "already measured in this session (resumed)".into(),
+        }
+    }
+}
+
+/// The end-of-suite summary on stderr: one line per run, failures named.
+pub fn print_summary(outcomes: &[RunOutcome]) {
+    if outcomes.is_empty() {
+        return;
+    }
+    let failed = outcomes.iter().filter(|o| !o.ok).count();
+    eprintln!(
+        "\n== lmbench: {} run(s), {} failed ==",
+        outcomes.len(),
+        failed
+    );
+    for o in outcomes {
+        let status = if o.ok { "ok    " } else { "FAILED" };
+        let detail = match (&o.error, o.figures.is_empty()) {
+            (Some(e), true) => e.clone(),
+            (Some(e), false) => format!("{} ({e})", o.figures),
+            (None, _) => o.figures.clone(),
+        };
+        eprintln!(
+            "{status} {} {} {}: {detail}",
+            o.run.baseline_key,
+            o.run.workload_name(),
+            o.run.point.label()
+        );
+    }
+}
+
+/// What a run produced besides its records, for its result file.
+#[derive(Debug, Clone)]
+pub struct RunFacts {
+    /// The measured send window `(start, end)` in seconds since the start, once known.
+    pub window: Option<(f64, f64)>,
+    /// Wall-clock start, Unix seconds.
+    pub started_at_unix_s: f64,
+    /// The endpoint requests went to.
+    pub endpoint: String,
+    /// The API they used.
+    pub api: ApiType,
+    /// The model name sent.
+    pub model: String,
+    /// One request's limit.
+    pub request_timeout: Duration,
+    /// The tokenizer prompts were counted with.
+    pub tokenizer: String,
+    /// What the runner observed.
+    pub stats: RunStats,
+    /// The workload's own counters.
+    pub workload_stats: Value,
+}
+
+/// The result file of `run`: the summary, the workload type's own fields and judgements, its
+/// LMBench `workload` object, and how the run was made.
+pub fn result_file(
+    run: &PlannedRun,
+    head: &ResultHead,
+    summary: &Summary,
+    facts: &RunFacts,
+) -> ResultFile {
+    let mut results = match summary.results_json() {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let mut workload = run.item.result_params(&run.point, facts.api);
+    run.item.spec.finish_result(&mut PointResults {
+        results: &mut results,
+        workload: &mut workload,
+        stats: &facts.workload_stats,
+    });
+    let sweep = Map::from_iter([(
+        run.point.sweep.key.to_string(),
+        run.point.sweep.value.map_or(Value::Null, |v| v.to_json()),
+    )]);
+    let info = RunInfo {
+        index: Some(run.index as u64),
+        seed: Some(run.seed),
+        sweep,
+        started_at_unix_s: Some(facts.started_at_unix_s),
+        send_window_s: facts.window.map(|(a, b)| [a, b]),
+        endpoint: Some(facts.endpoint.clone()),
+        api_type: Some(facts.api.as_str().to_string()),
+        model: Some(facts.model.clone()),
+        request_timeout_s: Some(facts.request_timeout.as_secs_f64()),
+        tokenizer: Some(facts.tokenizer.clone()),
+        partial: Some(facts.stats.cancelled),
+        scheduler: Some(facts.stats.clone()),
+        workload_stats: facts.workload_stats.clone(),
+    };
+    ResultFile::new(head, results, workload, info)
+}
+
+/// Run `run` against `client`, write its files, and say how it went. `position` is the run's
+/// place among its baseline's runs (user ids never repeat between them).
+pub async fn run_point(
+    run: &PlannedRun,
+    client: &Client,
+    serving: Serving,
+    position: u64,
+    suite: &SuiteContext,
+    remaining_after_s: f64,
+    cancel: &CancellationToken,
+) -> RunOutcome {
+    let label = format!(
+        "[{}/{}] {} {} {}",
+        run.index + 1,
+        suite.total_runs,
+        run.baseline_key,
+        run.workload_name(),
+        run.point.label()
+    );
+    let prompt = match run.item.prompt_builder() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("{label}: {e}");
+            return RunOutcome::failed(run, e.to_string());
+        }
+    };
+    let api = client.config().api;
+    let ctx = RunContext {
+        prompt: prompt.clone(),
+        root: suite.root.clone(),
+        api,
+        seed: run.seed,
+        user_id_base: position * 1_000_000,
+        duration_override_s: suite.duration_override_s,
+    };
+    let mut wl = match run.item.spec.build(&run.point, &ctx) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("{label}: {e}");
+            return RunOutcome::failed(run, e.to_string());
+        }
+    };
+    let head = ResultHead {
+        suite: run.suite.clone(),
+        session_id: suite.session_id.clone(),
+        name: ResultName {
+            baseline_key: run.baseline_key.clone(),
+            workload: run.workload_name(),
+            qps_label: run.point.qps_label.clone(),
+            timestamp: chrono::Local::now(),
+        },
+        infra: suite.infra.clone(),
+        serving,
+    };
+    let dir = suite.results_dir.join(&run.suite);
+    let mut writer = match ResultWriter::create(&dir, &head.name) {
+        Ok(w) => w,
+        Err(e) => {
+            let msg = format!("cannot create result files in {}: {e}", dir.display());
+            tracing::error!("{label}: {msg}");
+            return RunOutcome::failed(run, msg);
+        }
+    };
+    tracing::info!("{label}: started");
+    let counters = Arc::new(crate::progress::RunProgress::default());
+    let _display = crate::progress::Display::start(
+        crate::progress::RunLabel {
+            title: label.clone(),
+            target_qps: run.point.target_qps(),
+            expected_s: Some(suite.duration_override_s.unwrap_or(run.estimated_s())),
+            remaining_after_s,
+        },
+        counters.clone(),
+    );
+    let client = &client.with_progress(counters.clone());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    // The collector owns the records: it streams them to disk and keeps only what the summary
+    // needs.
+    let collector = tokio::spawn(async move {
+        let mut agg = Aggregator::new();
+        let mut write_error = None;
+        while let Some(rec) = rx.recv().await {
+            agg.add(&rec);
+            counters.finished.fetch_add(1, Ordering::Relaxed);
+            if !rec.ok() {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            if !rec.warmup {
+                counters.record_lag(rec.sent_s - rec.due_s);
+            }
+            if write_error.is_none() {
+                if let Err(e) = writer.write_record(&rec) {
+                    write_error = Some(e.to_string());
+                }
+            }
+        }
+        (writer, agg, write_error)
+    });
+    let started_at_unix_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let epoch = tokio::time::Instant::now();
+    let stats = runner::run(wl.as_mut(), client, epoch, cancel, tx).await;
+    let (writer, agg, write_error) = match collector.await {
+        Ok(x) => x,
+        Err(e) => return RunOutcome::failed(run, format!("collector task failed: {e}")),
+    };
+    let window = wl.window();
+    let summary = agg.finish(&SummaryContext {
+        target_qps: run.point.target_qps(),
+        run_duration_s: window.map(|(a, b)| b - a),
+    });
+    let facts = RunFacts {
+        window,
+        started_at_unix_s,
+        endpoint: client.config().base_url.clone(),
+        api,
+        model: client.config().model.clone(),
+        request_timeout: suite.request_timeout,
+        tokenizer: prompt.tokenizer_name().to_string(),
+        stats,
+        workload_stats: wl.stats(),
+    };
+    let result = result_file(run, &head, &summary, &facts);
+    let path = match writer.finish(&result) {
+        Ok(p) => p,
+        Err(e) => return RunOutcome::failed(run, format!("cannot write the result file: {e}")),
+    };
+    let figures = figures(&result.results, facts.stats.finished);
+    tracing::info!("{label}: {figures} -> {}", path.display());
+    let ok_count = result
+        .results
+        .get("successful_requests")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let mut error = write_error.map(|e| format!("request records could not all be written: {e}"));
+    if ok_count == 0 {
+        error = Some(error.unwrap_or_else(|| "no request succeeded".into()));
+    }
+    if facts.stats.cancelled {
+        error = Some("interrupted: partial result".into());
+    }
+    RunOutcome {
+        run: run.clone(),
+        ok: ok_count > 0 && !facts.stats.cancelled,
+        result_file: Some(path),
+        error,
+        figures,
+    }
+}
+
+/// The one-line figures of a result for logs and the end-of-suite summary.
+fn figures(results: &Map<String, Value>, finished: u64) -> String {
+    let ok_count = results
+        .get("successful_requests")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let total = results
+        .get("total_requests")
+        .and_then(Value::as_u64)
+        .unwrap_or(finished);
+    let pick = |k: &str, s: &str| {
+        results
+            .get(k)
+            .and_then(|v| v.get(s))
+            .and_then(Value::as_f64)
+    };
+    let num = |k: &str| results.get(k).and_then(Value::as_f64);
+    format!(
+        "{ok_count}/{total} ok, TTFT p50 {} ms, ITL p50 {} ms, achieved {} of target {} QPS, send lag p99 {} ms",
+        fmt_opt(pick("ttft_ms", "median")),
+        fmt_opt(pick("inter_token_latency_ms", "median")),
+        fmt_opt(num("achieved_qps")),
+        fmt_opt(num("target_qps")),
+        fmt_opt(pick("send_lag_ms", "p99")),
+    )
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+mod tests;
