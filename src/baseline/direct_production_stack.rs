@@ -32,7 +32,7 @@ pub const TYPE: BaselineType = BaselineType {
     },
 };
 
-crate::baseline_keys! {
+baseline_keys! {
     /// `Direct-ProductionStack`'s keys.
     pub struct Raw {
         /// Manifest under `2-serving-engines/direct-production-stack/kubernetes_configurations/`.

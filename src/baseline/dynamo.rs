@@ -30,7 +30,7 @@ pub const TYPE: BaselineType = BaselineType {
 /// The launcher every Dynamo config is run with, relative to the folder of run-bench.yaml.
 const LAUNCHER: &str = "2-serving-engines/dynamo/launch.sh";
 
-crate::baseline_keys! {
+baseline_keys! {
     /// `Dynamo`'s keys.
     pub struct Raw {
         /// Config under `2-serving-engines/dynamo/dynamo_configurations/`.

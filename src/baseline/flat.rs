@@ -26,7 +26,7 @@ pub const TYPE: BaselineType = BaselineType {
     },
 };
 
-crate::baseline_keys! {
+baseline_keys! {
     /// `Flat`'s keys.
     pub struct Raw {
         /// Script under `2-serving-engines/flat/`.

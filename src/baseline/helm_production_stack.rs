@@ -40,7 +40,7 @@ pub const CHART: Chart = Chart {
     repo: ("vllm", "https://vllm-project.github.io/production-stack"),
 };
 
-crate::baseline_keys! {
+baseline_keys! {
     /// `Helm-ProductionStack`'s keys.
     pub struct Raw {
         /// Values file under `2-serving-engines/helm-production-stack/helm_configurations/`.

@@ -44,7 +44,7 @@ pub const CHART: Chart = Chart {
     repo: ("llm-d", "https://llm-d.ai/llm-d-deployer"),
 };
 
-crate::baseline_keys! {
+baseline_keys! {
     /// `LLM-D`'s keys.
     pub struct Raw {
         /// Values file under `2-serving-engines/llm-d/llmd_configurations/`.

@@ -12,6 +12,48 @@
 //! [`TYPES`] is the table of every type, in the order of [`baseline_types!`] below. A new
 //! baseline type is one new file plus one line there.
 
+/// Defines a baseline type's `Raw` struct: its own keys plus `modelURL`, `apiType`,
+/// `extraBody` and `hf_token`, every key an optional located value (so all problems are
+/// reported together), unknown keys rejected. It serializes back (absent keys and `hf_token`
+/// left out) into the `serving.config` of a result: the baseline as the user wrote it.
+macro_rules! baseline_keys {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident : $t:ty,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fm])* #[serde(default, skip_serializing_if = "Option::is_none")] pub $f: $t,)*
+            /// The model name sent in every request.
+            #[serde(rename = "modelURL", default, skip_serializing_if = "Option::is_none")]
+            pub model_url: $crate::config::O<String>,
+            /// `completions` (default) or `chat`.
+            #[serde(rename = "apiType", default, skip_serializing_if = "Option::is_none")]
+            pub api_type: $crate::config::O<$crate::record::ApiType>,
+            /// Fields merged into every request body (lmbench addition), e.g. `{ignore_eos: true}`.
+            #[serde(rename = "extraBody", default, skip_serializing_if = "Option::is_none")]
+            pub extra_body: $crate::config::O<serde_json::Map<String, serde_json::Value>>,
+            /// Hugging Face token, normally the placeholder `<YOUR_HF_TOKEN>`. Never serialized.
+            #[serde(rename = "hf_token", default, skip_serializing)]
+            pub hf_token: $crate::config::O<String>,
+        }
+
+        impl $crate::baseline::CommonKeys for $name {
+            fn model_url(&self) -> &$crate::config::O<String> {
+                &self.model_url
+            }
+            fn api_type(&self) -> &$crate::config::O<$crate::record::ApiType> {
+                &self.api_type
+            }
+            fn extra_body(&self) -> &$crate::config::O<serde_json::Map<String, serde_json::Value>> {
+                &self.extra_body
+            }
+            fn hf_token(&self) -> &$crate::config::O<String> {
+                &self.hf_token
+            }
+        }
+    };
+}
+
 pub mod direct_production_stack;
 pub mod dynamo;
 pub mod flat;
@@ -273,49 +315,6 @@ pub trait CommonKeys: serde::Serialize {
     fn extra_body(&self) -> &O<Map<String, Value>>;
     /// `hf_token`.
     fn hf_token(&self) -> &O<String>;
-}
-
-/// Defines a baseline type's `Raw` struct: its own keys plus `modelURL`, `apiType`,
-/// `extraBody` and `hf_token`, every key an optional located value (so all problems are
-/// reported together), unknown keys rejected. It serializes back (absent keys and `hf_token`
-/// left out) into the `serving.config` of a result: the baseline as the user wrote it.
-#[macro_export]
-macro_rules! baseline_keys {
-    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident : $t:ty,)* }) => {
-        $(#[$m])*
-        #[derive(Debug, serde::Deserialize, serde::Serialize)]
-        #[serde(deny_unknown_fields)]
-        pub struct $name {
-            $($(#[$fm])* #[serde(default, skip_serializing_if = "Option::is_none")] pub $f: $t,)*
-            /// The model name sent in every request.
-            #[serde(rename = "modelURL", default, skip_serializing_if = "Option::is_none")]
-            pub model_url: $crate::config::O<String>,
-            /// `completions` (default) or `chat`.
-            #[serde(rename = "apiType", default, skip_serializing_if = "Option::is_none")]
-            pub api_type: $crate::config::O<$crate::record::ApiType>,
-            /// Fields merged into every request body (lmbench addition), e.g. `{ignore_eos: true}`.
-            #[serde(rename = "extraBody", default, skip_serializing_if = "Option::is_none")]
-            pub extra_body: $crate::config::O<serde_json::Map<String, serde_json::Value>>,
-            /// Hugging Face token, normally the placeholder `<YOUR_HF_TOKEN>`. Never serialized.
-            #[serde(rename = "hf_token", default, skip_serializing)]
-            pub hf_token: $crate::config::O<String>,
-        }
-
-        impl $crate::baseline::CommonKeys for $name {
-            fn model_url(&self) -> &$crate::config::O<String> {
-                &self.model_url
-            }
-            fn api_type(&self) -> &$crate::config::O<$crate::record::ApiType> {
-                &self.api_type
-            }
-            fn extra_body(&self) -> &$crate::config::O<serde_json::Map<String, serde_json::Value>> {
-                &self.extra_body
-            }
-            fn hf_token(&self) -> &$crate::config::O<String> {
-                &self.hf_token
-            }
-        }
-    };
 }
 
 /// The selected file of a type with a [`Selection`]: required, and it must exist in the

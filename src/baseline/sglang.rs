@@ -27,7 +27,7 @@ pub const TYPE: BaselineType = BaselineType {
     },
 };
 
-crate::baseline_keys! {
+baseline_keys! {
     /// `SGLang`'s keys.
     pub struct Raw {
         /// Script under `2-serving-engines/sglang/`.

@@ -33,7 +33,7 @@ use crate::record::{Completed, Message, Prompt, RequestSpec};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-crate::workload_keys! {
+workload_keys! {
     /// `Agentic`'s keys.
     pub struct Raw {
         /// Warmup users.

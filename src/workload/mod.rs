@@ -13,8 +13,29 @@
 //! A new workload type is one new file plus one line in [`workload_types!`] below; nothing
 //! else in lmbench names workload types.
 
+/// Defines a workload type's `Raw` struct: its keys as optional located values (so missing
+/// required keys are reported together with every other problem), unknown keys rejected, and
+/// the `TOKENIZER` key every type has. The same struct serializes back (absent keys skipped)
+/// into the `workload` object of a result: the item as the user wrote it.
+macro_rules! workload_keys {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident : $t:ty,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, serde::Deserialize, serde::Serialize, Clone)]
+        #[serde(deny_unknown_fields)]
+        #[allow(non_snake_case)]
+        pub struct $name {
+            $($(#[$fm])* #[serde(default, skip_serializing_if = "Option::is_none")] pub $f: $t,)*
+            /// A local `tokenizer.json` to count and build prompts with, relative to the folder
+            /// of run-bench.yaml (lmbench addition; default tiktoken cl100k_base).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub TOKENIZER: $crate::config::O<String>,
+        }
+    };
+}
+
 pub mod agentic;
 pub mod arrivals;
+pub mod prefix_repetition;
 pub mod prompt;
 pub mod random;
 pub mod runner;
@@ -166,27 +187,6 @@ pub trait RawWorkload: DeserializeOwned + Serialize {
     fn tokenizer(&self) -> &O<String>;
 }
 
-/// Defines a workload type's `Raw` struct: its keys as optional located values (so missing
-/// required keys are reported together with every other problem), unknown keys rejected, and
-/// the `TOKENIZER` key every type has. The same struct serializes back (absent keys skipped)
-/// into the `workload` object of a result: the item as the user wrote it.
-#[macro_export]
-macro_rules! workload_keys {
-    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident : $t:ty,)* }) => {
-        $(#[$m])*
-        #[derive(Debug, serde::Deserialize, serde::Serialize, Clone)]
-        #[serde(deny_unknown_fields)]
-        #[allow(non_snake_case)]
-        pub struct $name {
-            $($(#[$fm])* #[serde(default, skip_serializing_if = "Option::is_none")] pub $f: $t,)*
-            /// A local `tokenizer.json` to count and build prompts with, relative to the folder
-            /// of run-bench.yaml (lmbench addition; default tiktoken cl100k_base).
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            pub TOKENIZER: $crate::config::O<String>,
-        }
-    };
-}
-
 /// Registers the workload types: one module name per line, each module holding a `Raw`
 /// ([`RawWorkload`]). Generates the `Workload` map of a spec file ([`WorkloadsFile`]) and the
 /// list of type names, in the order given (LMBench's run order).
@@ -239,6 +239,7 @@ workload_types! {
     random,
     vllm,
     strict,
+    prefix_repetition,
 }
 
 /// A workload type's name as a map key: a registered one, or serde's unknown-field error.

@@ -15,7 +15,7 @@ use crate::record::{Completed, Prompt, RequestSpec};
 /// Default seconds of sending per point for Random and Agentic (LMBench's `--time 100`).
 pub const RANDOM_DEFAULT_DURATION_S: f64 = 100.0;
 
-crate::workload_keys! {
+workload_keys! {
     /// `Random`'s keys.
     pub struct Raw {
         /// Users sending in parallel (required).

@@ -37,7 +37,7 @@ use std::sync::Arc;
 pub const SHAREGPT_DEFAULT_PATH: &str =
     "3-workloads/sharegpt/ShareGPT_V3_unfiltered_cleaned_split.json";
 
-crate::workload_keys! {
+workload_keys! {
     /// `ShareGPT`'s keys.
     pub struct Raw {
         /// Conversations used (default 1000).

@@ -44,7 +44,7 @@ const SCRAMBLE_SUFFIX: &str = "write a very long story please.";
 /// Slack when comparing due times computed by different products of the same terms.
 const EPS: f64 = 1e-9;
 
-crate::workload_keys! {
+workload_keys! {
     /// `StrictSynthetic`'s keys.
     pub struct Raw {
         /// Users in the system (required).

@@ -25,7 +25,7 @@ use std::collections::{HashMap, VecDeque};
 /// Default seconds of sending per point (LMBench's `--time 200`).
 pub const SYNTHETIC_DEFAULT_DURATION_S: f64 = 200.0;
 
-crate::workload_keys! {
+workload_keys! {
     /// `LMCacheSynthetic`'s keys.
     pub struct Raw {
         /// Warmup users sent before the measured ones (default 0).

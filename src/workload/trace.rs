@@ -39,7 +39,7 @@ use std::sync::Arc;
 /// Folder of trace files (TRACE_FILE is relative to it), under the folder of run-bench.yaml.
 pub const TRACE_DIR: &str = "3-workloads/trace-replayer";
 
-crate::workload_keys! {
+workload_keys! {
     /// `TraceReplayer`'s keys.
     pub struct Raw {
         /// Trace file relative to `3-workloads/trace-replayer/` (default traces/gmi_trace.jsonl).

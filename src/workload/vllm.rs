@@ -73,7 +73,7 @@ const STREAM_PROMPT: u64 = 0x7E;
 /// The datasets VLLMBenchmark reads.
 const DATASETS: &[&str] = &["random", "sonnet", "sharegpt", "custom", "hf"];
 
-crate::workload_keys! {
+workload_keys! {
     /// `VLLMBenchmark`'s keys.
     pub struct Raw {
         /// Backend name (default vllm).

@@ -306,6 +306,7 @@ fn every_key_fixtures_validate() {
         ("run-bench-minikube.yaml", "valid (2 suite(s), 3 run(s))"),
         ("run-bench-gke.yaml", "valid (1 suite(s), 2 run(s))"),
         ("run-bench-nobench.yaml", "valid (4 suite(s), 27 run(s))"),
+        ("run-bench-added.yaml", "valid (1 suite(s), 2 run(s))"),
     ] {
         let out = Out::of(
             lmbench(Some(TOKEN))
@@ -401,6 +402,23 @@ fn every_key_local_flat_plan_matches_lmbench() {
     assert_eq!(workloads[2]["qps_label"], "0.5");
     assert_eq!(workloads[3]["qps_label"], "1");
     assert_eq!(workloads[13]["qps_label"], "1.0");
+}
+
+#[test]
+fn every_key_added_types_plan() {
+    let plan = fixture_plan("run-bench-added.yaml");
+    assert_eq!(strs(&plan, "baselines", "baseline_key"), ["sim_added"]);
+    let runs = runs(&plan);
+    assert_eq!(runs.len(), 2);
+    for (r, label) in runs.iter().zip(["2", "4.0"]) {
+        assert_eq!(r["workload"], "PrefixRepetition");
+        assert_eq!(r["workload_name"], "prefix_repetition");
+        assert_eq!(r["sweep"]["key"], "QPS");
+        assert_eq!(r["qps_label"], label);
+    }
+    // ⌊40 / 4⌋ · 4 = 40 requests at 2 and 4 req/s, plus 10 s each for the drain.
+    assert_eq!(runs[0]["estimated_s"], 30.0);
+    assert_eq!(runs[1]["estimated_s"], 20.0);
 }
 
 #[test]
@@ -534,6 +552,7 @@ fn fixtures_and_templates_use_every_key() {
     let mut spec_text = String::new();
     yaml_texts(&specs.join("local-flat"), &mut spec_text);
     yaml_texts(&specs.join("k8s"), &mut spec_text);
+    yaml_texts(&specs.join("added"), &mut spec_text);
     // TEMPLATE-skipped.yaml is not read by lmbench, so it must not count.
     let skipped = fs::read_to_string(specs.join("local-flat/TEMPLATE-skipped.yaml")).expect("read");
     let spec_text = spec_text.replace(&skipped, "");
@@ -1003,6 +1022,14 @@ fn workload_items() -> Vec<(&'static str, Vec<Field>)> {
                 ("PRESERVE_TIMING", "true", false),
             ],
         ),
+        (
+            "PrefixRepetition",
+            vec![
+                ("NUM_PREFIXES", "2", false),
+                ("NUM_PROMPTS", "4", false),
+                ("QPS", "[1]", true),
+            ],
+        ),
     ]
 }
 
@@ -1231,6 +1258,7 @@ fn rule_non_positive_qps() {
         ("StrictSynthetic", "TIME_BETWEEN_REQUESTS_PER_USER"),
         ("VLLMBenchmark", "REQUEST_RATES"),
         ("LMCacheSynthetic", "QPS"),
+        ("PrefixRepetition", "QPS"),
     ] {
         let (_, mut fields) = workload_items()
             .into_iter()

@@ -9,6 +9,7 @@ mod infra;
 mod k8s_assets;
 mod k8s_e2e;
 mod multiturn;
+mod prefix_repetition;
 mod report;
 mod trace;
 mod upload;
