@@ -728,6 +728,7 @@ fn client_for(sim: &Sim, c: &Common) -> anyhow::Result<Client> {
         request_timeout: Duration::from_secs(120),
         api_key: None,
         extra_body: Default::default(),
+        ca_cert: None,
     })
 }
 

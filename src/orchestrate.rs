@@ -363,8 +363,9 @@ async fn run_baseline(
         dep.collect_logs(&pod_logs, &format!("{key}_deploy")).await;
     }
     match dep.teardown().await {
-        Ok(how) if how.is_empty() => tracing::info!("baseline {key} torn down"),
-        Ok(how) => tracing::info!("baseline {key} torn down {how}"),
+        Ok(None) => tracing::info!("baseline {key}: nothing was deployed, nothing to tear down"),
+        Ok(Some(how)) if how.is_empty() => tracing::info!("baseline {key} torn down"),
+        Ok(Some(how)) => tracing::info!("baseline {key} torn down {how}"),
         Err(e) => tracing::error!("teardown of {key} failed: {e}"),
     }
     outcomes
@@ -458,6 +459,7 @@ fn client_for(
         request_timeout,
         api_key: endpoint.api_key.as_ref().map(|k| k.expose().to_string()),
         extra_body,
+        ca_cert: endpoint.ca_cert.clone(),
     })
 }
 

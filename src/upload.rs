@@ -42,7 +42,8 @@ pub async fn upload_path(
     let health = health_url(&upload_url);
     let auth = auth_header(token)?;
     let files = files_to_upload(path)?;
-    let client = reqwest::Client::builder()
+    let client = crate::client::tls::builder(None)
+        .map_err(anyhow::Error::msg)?
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .build()

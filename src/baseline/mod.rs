@@ -56,6 +56,7 @@ macro_rules! baseline_keys {
 
 pub mod direct_production_stack;
 pub mod dynamo;
+pub mod endpoint;
 pub mod flat;
 pub mod helm_production_stack;
 pub mod llm_d;
@@ -498,6 +499,7 @@ baseline_types! {
     llm_d,
     flat,
     simulated,
+    endpoint,
 }
 
 /// A baseline type's name as the key of a `Serving` entry: a registered one, or serde's

@@ -137,3 +137,31 @@ fn every_registered_type_lists_its_keys() {
         assert!(helm.contains(&k), "{k}: {helm:?}");
     }
 }
+
+#[test]
+fn an_endpoint_runs_anywhere_and_is_keyed_by_its_name() {
+    assert_eq!(endpoint::TYPE.hosting, Hosting::External);
+    for l in [
+        Location::LocalFlat,
+        Location::LocalMinikube,
+        Location::LmcacheGke,
+    ] {
+        assert!(endpoint::TYPE.allows(l));
+    }
+    let kind = |name: Option<&str>| {
+        Arc::new(endpoint::Endpoint {
+            base_url: "https://h".into(),
+            ca_cert: None,
+            api_key: Some(Secret::new("sk-key")),
+            name: name.map(str::to_string),
+        })
+    };
+    let mut b = baseline(&endpoint::TYPE, "", kind(Some("remote-vllm")));
+    b.selection = None;
+    assert_eq!(b.key(), "endpoint_remote_vllm");
+    b.kind = kind(None);
+    b.model_url = "meta-llama/Llama-3.1-8B".into();
+    assert_eq!(b.key(), "endpoint_meta_llama_Llama_3_1_8B");
+    // The key never shows in debug output.
+    assert!(!format!("{b:?}").contains("sk-key"));
+}

@@ -42,8 +42,8 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How to reach the serving endpoint.
 #[derive(Clone)]
 pub struct ClientConfig {
-    /// Server root, e.g. `http://localhost:30080` (a trailing `/v1` is accepted). Plain HTTP
-    /// only: the client is built without TLS.
+    /// Server root, e.g. `http://localhost:30080` or `https://api.example.com` (a trailing
+    /// `/v1` is accepted).
     pub base_url: String,
     /// The `model` field of every request.
     pub model: String,
@@ -56,6 +56,8 @@ pub struct ClientConfig {
     /// Merged into every request body before the request's own extras (a baseline's
     /// `extraBody`, e.g. `{"ignore_eos": true}`).
     pub extra_body: Map<String, Value>,
+    /// A PEM file of certificate authorities trusted for `https://`, besides the system's.
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -67,6 +69,7 @@ impl fmt::Debug for ClientConfig {
             .field("request_timeout", &self.request_timeout)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("extra_body", &self.extra_body)
+            .field("ca_cert", &self.ca_cert)
             .finish()
     }
 }
@@ -96,14 +99,15 @@ static EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream")
 static JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 impl Client {
-    /// Builds the client; fails on a base URL that is not a valid `http://` URL.
+    /// Builds the client; fails on a base URL that is not a valid `http://` or `https://`
+    /// URL, or a `ca_cert` that holds no certificate.
     pub fn new(cfg: ClientConfig) -> anyhow::Result<Self> {
         let url = endpoint_url(&cfg.base_url, cfg.api);
         let parsed = reqwest::Url::parse(&url)
             .with_context(|| format!("invalid base URL {:?}", cfg.base_url))?;
-        if parsed.scheme() != "http" {
+        if parsed.scheme() != "http" && parsed.scheme() != "https" {
             bail!(
-                "base URL {:?}: only http:// is supported (this build has no TLS)",
+                "base URL {:?}: expected an http:// or https:// URL",
                 cfg.base_url
             );
         }
@@ -288,7 +292,8 @@ impl Client {
 
 /// The HTTP client behind a [`Client`]: one connection pool.
 fn http_client(cfg: &ClientConfig) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+    super::tls::builder(cfg.ca_cert.as_deref())
+        .map_err(anyhow::Error::msg)?
         // Benchmark traffic must go straight to the endpoint, whatever *_PROXY says.
         .no_proxy()
         .http1_only()
@@ -318,6 +323,7 @@ fn is_stale_connection(e: &reqwest::Error) -> bool {
 /// The request body for `spec`: `model`, the prompt (`prompt` on the completions API,
 /// `messages` on the chat API), `max_tokens`, `temperature: 0`, `stream: true` with usage
 /// reporting, then every key of the config's `extra_body`, then of `spec.extra` (each
+/// reporting, then every key of the config's `ca_cert: None,
 /// overriding what came before).
 pub fn build_body(cfg: &ClientConfig, spec: &RequestSpec) -> Value {
     let mut body = Map::new();
@@ -844,6 +850,7 @@ mod tests {
             request_timeout: Duration::from_secs(10),
             api_key: None,
             extra_body: Map::new(),
+            ca_cert: None,
         }
     }
 
@@ -993,7 +1000,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_urls_and_hides_key() {
-        assert!(Client::new(cfg("https://h", ApiType::Chat)).is_err());
+        // https:// is served (rustls); other schemes are not.
+        assert!(Client::new(cfg("https://h", ApiType::Chat)).is_ok());
+        assert!(Client::new(cfg("ftp://h", ApiType::Chat)).is_err());
+        let mut bad_ca = cfg("https://h", ApiType::Chat);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").unwrap();
+        bad_ca.ca_cert = Some(dir.path().join("ca.pem"));
+        let err = Client::new(bad_ca).unwrap_err().to_string();
+        assert!(
+            err.contains("ca.pem") && err.contains("no certificate"),
+            "{err}"
+        );
         assert!(Client::new(cfg("not a url", ApiType::Chat)).is_err());
         let mut c = cfg("http://h", ApiType::Chat);
         c.api_key = Some("sk-secret".into());

@@ -221,8 +221,8 @@ impl Deployment {
 
     /// Remove what [`Self::deploy`] created — SIGTERM → grace → SIGKILL of the process group,
     /// or the port-forward, release and objects of the cluster plan — then wait until the
-    /// local port is free. Returns how it went, for the log.
-    pub async fn teardown(&mut self) -> Result<String, DeployError> {
+    /// local port is free. Returns how it went, for the log (`None`: nothing was deployed).
+    pub async fn teardown(&mut self) -> Result<Option<String>, DeployError> {
         let engine = std::mem::replace(&mut self.engine, Engine::External);
         let done = match engine {
             Engine::Local(mut p) => p.teardown(self.opts.teardown_grace).await.map(|rep| {
@@ -241,11 +241,11 @@ impl Deployment {
                 .await
                 .map(|()| String::new())
                 .map_err(|message| DeployError::Cluster { message }),
-            Engine::Pending(_) | Engine::External => return Ok("(nothing was deployed)".into()),
+            Engine::Pending(_) | Engine::External => return Ok(None),
         };
         let freed = readiness::wait_port_free(self.opts.port, self.opts.port_free_timeout).await;
         match (done, freed) {
-            (Ok(d), Ok(())) => Ok(d),
+            (Ok(d), Ok(())) => Ok(Some(d)),
             (Ok(_), Err(e)) => Err(e),
             (Err(e), freed) => {
                 if let Err(p) = freed {
@@ -273,4 +273,122 @@ pub fn process(
         env,
         log_path,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::tools::ToolEnv;
+
+    fn opts(port: u16, dir: &Path) -> DeployOptions {
+        DeployOptions {
+            port,
+            ready_timeout: Duration::from_secs(10),
+            teardown_grace: Duration::from_secs(2),
+            port_free_timeout: Duration::from_millis(300),
+            tools: ToolEnv::from_env(dir.join("infra.log")),
+            cluster: ClusterOptions::new(port, Duration::from_secs(10)),
+            hf_token: None,
+            api_key: None,
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    #[tokio::test]
+    async fn an_external_endpoint_is_checked_but_never_deployed_or_torn_down() {
+        let sim = crate::sim::spawn_local(crate::sim::SimConfig::default())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = Endpoint {
+            base_url: sim.base_url(),
+            ca_cert: None,
+            api_key: None,
+        };
+        let mut d = Deployment::new("ext", Launch::External(target.clone()), opts(1, dir.path()));
+        let cancel = CancellationToken::new();
+        d.deploy(&cancel).await.unwrap();
+        assert_eq!(d.endpoint(), &target);
+        let ready = d.wait_ready(&cancel).await.unwrap();
+        assert_eq!(ready.models, ["sim-model"]);
+        assert_eq!(d.exit_reason(), None);
+        assert_eq!(d.teardown().await.unwrap(), None);
+        // Still serving.
+        assert!(std::net::TcpStream::connect(sim.addr).is_ok());
+        sim.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_process_that_dies_is_a_typed_error_and_teardown_still_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let launch = process(
+            "bash",
+            vec!["-c".into(), "echo 'no model here' >&2; exit 3".into()],
+            dir.path(),
+            Vec::new(),
+            dir.path().join("engine.log"),
+        );
+        let mut d = Deployment::new("dies", launch, opts(port, dir.path()));
+        let cancel = CancellationToken::new();
+        d.deploy(&cancel).await.unwrap();
+        assert_eq!(d.endpoint().base_url, format!("http://127.0.0.1:{port}"));
+        let err = d.wait_ready(&cancel).await.unwrap_err();
+        assert!(matches!(err, DeployError::ExitedEarly { .. }), "{err:?}");
+        assert!(err.to_string().contains("no model here"), "{err}");
+        assert!(d.exit_reason().is_some());
+        assert_eq!(d.logs_at(Path::new("pods")), dir.path().join("engine.log"));
+        assert!(d.teardown().await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_busy_port_is_refused_before_anything_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let launch = process(
+            "bash",
+            vec!["-c".into(), "touch started; sleep 30".into()],
+            dir.path(),
+            Vec::new(),
+            dir.path().join("engine.log"),
+        );
+        let mut d = Deployment::new("busy", launch, opts(port, dir.path()));
+        let err = d.deploy(&CancellationToken::new()).await.unwrap_err();
+        assert!(matches!(err, DeployError::PortBusy { .. }), "{err:?}");
+        assert!(!dir.path().join("started").exists());
+        assert_eq!(d.teardown().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_while_waiting_is_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let launch = process(
+            "bash",
+            vec!["-c".into(), "exec sleep 30".into()],
+            dir.path(),
+            Vec::new(),
+            dir.path().join("engine.log"),
+        );
+        let mut d = Deployment::new("slow", launch, opts(port, dir.path()));
+        let cancel = CancellationToken::new();
+        d.deploy(&cancel).await.unwrap();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            c.cancel();
+        });
+        let err = d.wait_ready(&cancel).await.unwrap_err();
+        assert!(matches!(err, DeployError::Interrupted), "{err:?}");
+        let how = d.teardown().await.unwrap().unwrap();
+        assert!(how.starts_with("in "), "{how}");
+    }
 }

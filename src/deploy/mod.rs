@@ -316,6 +316,7 @@ mod tests {
         let body = serde_json::json!({
             "model": "gemma-3-270m", "prompt": prompt, "max_tokens": 4, "temperature": 0
         });
+        crate::client::tls::install_provider();
         let client = reqwest::Client::new();
         let mut cached = 0;
         for _ in 0..2 {

@@ -50,15 +50,11 @@ pub async fn wait_ready_every(
     let base = endpoint.base_url.trim_end_matches('/');
     let base = base.strip_suffix("/v1").unwrap_or(base);
     let url = format!("{base}/v1/models");
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .connect_timeout(PROBE_TIMEOUT)
-        .build()
-        .map_err(|e| DeployError::ReadyTimeout {
-            url: url.clone(),
-            waited: Duration::ZERO,
-            last_error: format!("cannot build HTTP client: {}", error_chain(&e)),
-        })?;
+    let client = probe_client(endpoint).map_err(|e| DeployError::ReadyTimeout {
+        url: url.clone(),
+        waited: Duration::ZERO,
+        last_error: format!("cannot build HTTP client: {e}"),
+    })?;
     let start = Instant::now();
     let deadline = start + timeout;
     let mut probes = 0u32;
@@ -101,6 +97,23 @@ pub async fn wait_ready_every(
         }
         tokio::time::sleep_until((deadline.min(sent + interval)).into()).await;
     }
+}
+
+/// The probing client: the endpoint's TLS trust and API key (as a default, sensitive header).
+fn probe_client(endpoint: &Endpoint) -> Result<reqwest::Client, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = &endpoint.api_key {
+        let mut v = reqwest::header::HeaderValue::try_from(format!("Bearer {}", key.expose()))
+            .map_err(|_| "the API key is not a valid header value".to_string())?;
+        v.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    crate::client::tls::builder(endpoint.ca_cert.as_deref())?
+        .no_proxy()
+        .connect_timeout(PROBE_TIMEOUT)
+        .default_headers(headers)
+        .build()
+        .map_err(|e| error_chain(&e))
 }
 
 /// One probe: the served model ids, or why the engine is not ready.

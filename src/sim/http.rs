@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -64,6 +64,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let kind = match status {
         StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => "invalid_request_error",
         StatusCode::SERVICE_UNAVAILABLE => "service_unavailable",
+        StatusCode::UNAUTHORIZED => "authentication_error",
         _ => "server_error",
     };
     let body = json!({
@@ -92,8 +93,24 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-async fn models(State(sh): State<Arc<Shared>>) -> Response {
-    if let Some(r) = not_ready(&sh) {
+/// With `apiKey` set, the `/v1` routes want `Authorization: Bearer <apiKey>` (as vLLM's
+/// `--api-key`): anything else is answered 401.
+fn unauthorized(sh: &Shared, headers: &HeaderMap) -> Option<Reject> {
+    let key = sh.cfg.api_key.as_deref()?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    (given != Some(key)).then(|| {
+        Reject(
+            StatusCode::UNAUTHORIZED,
+            "sim: missing or wrong API key".into(),
+        )
+    })
+}
+
+async fn models(State(sh): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(r) = not_ready(&sh).or_else(|| unauthorized(&sh, &headers)) {
         return r.into();
     }
     let max_len = (sh.cfg.max_model_len > 0).then_some(sh.cfg.max_model_len);
@@ -129,11 +146,21 @@ async fn metrics(State(sh): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-async fn completions(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
+async fn completions(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(r) = unauthorized(&sh, &headers) {
+        return r.into();
+    }
     generate(sh, ApiType::Completions, body).await
 }
 
-async fn chat_completions(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
+async fn chat_completions(
+    State(sh): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = unauthorized(&sh, &headers) {
+        return r.into();
+    }
     generate(sh, ApiType::Chat, body).await
 }
 

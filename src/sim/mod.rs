@@ -102,6 +102,9 @@ pub struct SimConfig {
     pub reset_after_tokens: Option<u32>,
     /// Every endpoint except `/metrics` answers 503 until this long after start.
     pub ready_delay_ms: u64,
+    /// When set, the `/v1` routes answer 401 unless sent `Authorization: Bearer <apiKey>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -128,6 +131,7 @@ impl Default for SimConfig {
             malformed_after_tokens: None,
             reset_after_tokens: None,
             ready_delay_ms: 0,
+            api_key: None,
         }
     }
 }

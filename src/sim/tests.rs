@@ -11,6 +11,13 @@ use serde_json::{json, Value};
 use super::tokens::VOCAB;
 use super::*;
 
+/// An HTTP client for the tests (lmbench's TLS provider installed first, as every client of
+/// the process needs).
+fn http() -> reqwest::Client {
+    crate::client::tls::install_provider();
+    reqwest::Client::new()
+}
+
 fn fixed(ttft_ms: f64, itl_ms: f64) -> SimConfig {
     SimConfig {
         mode: SimMode::Fixed,
@@ -112,7 +119,7 @@ impl Streamed {
 }
 
 async fn stream_idle(url: &str, path: &str, body: &Value, idle: Duration) -> Streamed {
-    let client = reqwest::Client::new();
+    let client = http();
     let sent = Instant::now();
     let resp = client
         .post(format!("{url}{path}"))
@@ -160,7 +167,7 @@ async fn stream(url: &str, path: &str, body: &Value) -> Streamed {
 }
 
 async fn post(url: &str, path: &str, body: &Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    let resp = http()
         .post(format!("{url}{path}"))
         .json(body)
         .send()
@@ -171,7 +178,7 @@ async fn post(url: &str, path: &str, body: &Value) -> (u16, Value) {
 }
 
 async fn get(url: &str, path: &str) -> (u16, String) {
-    let resp = reqwest::get(format!("{url}{path}")).await.unwrap();
+    let resp = http().get(format!("{url}{path}")).send().await.unwrap();
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
@@ -353,7 +360,7 @@ async fn errors_and_info_endpoints() {
     assert_eq!(status, 404);
     assert!(v["error"]["message"].as_str().unwrap().contains("other"));
 
-    let resp = reqwest::Client::new()
+    let resp = http()
         .post(format!("{url}/v1/completions"))
         .header("content-type", "application/json")
         .body("{not json")
@@ -520,7 +527,7 @@ async fn queue_forms_beyond_max_batch() {
 async fn disconnect_frees_engine_slot() {
     let sim = spawn_local(engine(1.0, 5000.0, 0.0)).await.unwrap();
     let url = sim.base_url();
-    let resp = reqwest::Client::new()
+    let resp = http()
         .post(format!("{url}/v1/completions"))
         .json(&completion("a b", 1000))
         .send()
@@ -637,7 +644,7 @@ async fn malformed_chunk_then_carry_on() {
         .collect();
     assert_eq!(bad, vec![1], "garbage after the first token");
 
-    let resp = reqwest::Client::new()
+    let resp = http()
         .post(format!("{}/v1/completions", sim.base_url()))
         .json(&json!({"prompt": "x", "max_tokens": 3}))
         .send()
@@ -666,7 +673,7 @@ async fn reset_drops_connection_mid_stream() {
     assert_eq!(r.tokens().len(), 2);
     assert!(r.error.is_some() && !r.done, "{r:?}");
 
-    let resp = reqwest::Client::new()
+    let resp = http()
         .post(format!("{}/v1/completions", sim.base_url()))
         .json(&json!({"prompt": "x", "max_tokens": 3}))
         .send()

@@ -522,6 +522,7 @@ mod tests {
             request_timeout: Duration::from_secs(20),
             api_key: None,
             extra_body: Default::default(),
+            ca_cert: None,
         })
         .unwrap();
         for threads in [1, 3] {

@@ -24,11 +24,15 @@ fn every_key() -> PathBuf {
     repo().join("tests/fixtures/every-key")
 }
 
-/// The `lmbench` binary with a predictable environment: no backtraces, no log filter, and
-/// HF_TOKEN set to `hf_token` or removed.
+/// The variable the every-key fixture's Endpoint reads its API key from, and its value.
+const FIXTURE_KEY_ENV: (&str, &str) = ("LMBENCH_FIXTURE_API_KEY", "sk-fixture-key-value");
+
+/// The `lmbench` binary with a predictable environment: no backtraces, no log filter,
+/// HF_TOKEN set to `hf_token` or removed, and the fixture's API key variable set.
 fn lmbench(hf_token: Option<&str>) -> Command {
     let mut c = Command::cargo_bin("lmbench").expect("the lmbench binary is built");
-    c.env_remove("RUST_BACKTRACE")
+    c.env(FIXTURE_KEY_ENV.0, FIXTURE_KEY_ENV.1)
+        .env_remove("RUST_BACKTRACE")
         .env("RUST_LIB_BACKTRACE", "0")
         .env_remove("RUST_LOG")
         .env_remove("LMBENCH_LOG")
@@ -306,7 +310,7 @@ fn every_key_fixtures_validate() {
         ("run-bench-minikube.yaml", "valid (2 suite(s), 3 run(s))"),
         ("run-bench-gke.yaml", "valid (1 suite(s), 2 run(s))"),
         ("run-bench-nobench.yaml", "valid (4 suite(s), 27 run(s))"),
-        ("run-bench-added.yaml", "valid (1 suite(s), 2 run(s))"),
+        ("run-bench-added.yaml", "valid (1 suite(s), 4 run(s))"),
     ] {
         let out = Out::of(
             lmbench(Some(TOKEN))
@@ -407,10 +411,19 @@ fn every_key_local_flat_plan_matches_lmbench() {
 #[test]
 fn every_key_added_types_plan() {
     let plan = fixture_plan("run-bench-added.yaml");
-    assert_eq!(strs(&plan, "baselines", "baseline_key"), ["sim_added"]);
+    assert_eq!(
+        strs(&plan, "baselines", "baseline_key"),
+        ["sim_added", "endpoint_remote"]
+    );
+    assert_eq!(
+        strs(&plan, "baselines", "baseline_type"),
+        ["Simulated", "Endpoint"]
+    );
     let runs = runs(&plan);
-    assert_eq!(runs.len(), 2);
-    for (r, label) in runs.iter().zip(["2", "4.0"]) {
+    assert_eq!(runs.len(), 4);
+    // An endpoint is not deployed: the estimate is the runs' alone.
+    assert_eq!(plan["estimated_total_s"], 2.0 + 2.0 * (30.0 + 20.0));
+    for (r, label) in runs.iter().zip(["2", "4.0", "2", "4.0"]) {
         assert_eq!(r["workload"], "PrefixRepetition");
         assert_eq!(r["workload_name"], "prefix_repetition");
         assert_eq!(r["sweep"]["key"], "QPS");
@@ -1135,6 +1148,17 @@ fn baseline_items() -> Vec<(&'static str, &'static str, &'static str, Vec<Field>
             "",
             vec![("modelURL", "m", true), ("name", "sim-name", false)],
         ),
+        (
+            "Endpoint",
+            "LocalMinikube",
+            "",
+            vec![
+                ("baseURL", "https://api.example.com/v1", true),
+                ("modelURL", "m", true),
+                ("apiType", "chat", false),
+                ("name", "remote", false),
+            ],
+        ),
     ]
 }
 
@@ -1446,6 +1470,64 @@ fn rule_baseline_the_location_cannot_host() {
         let key = format!("Serving[0].{ty}");
         t.rejects(Some(TOKEN), &[want(A, Some(3), &key, &expected)]);
     }
+}
+
+#[test]
+fn rule_endpoint_runs_on_every_location_and_checks_its_url_key_and_certificate() {
+    let gke = "LMCacheGKE\n  numClusterGPUs: 1";
+    let endpoint = |extra: &str| {
+        format!("  - Endpoint:\n      baseURL: https://api.example.com\n      modelURL: m\n{extra}")
+    };
+    for location in ["Local-Flat", "LocalMinikube", gke] {
+        let t = Tree::with(location, &["a.yaml"]);
+        t.spec("a.yaml", &spec(&endpoint(""), RANDOM));
+        let out = t.validate(None);
+        assert_eq!(out.code, 0, "{location}\n{}", out.show());
+    }
+    let t = Tree::with("Local-Flat", &["a.yaml"]);
+    t.write("certs/empty.pem", "no certificate here\n");
+    let text = spec(
+        "  - Endpoint:\n      baseURL: ftp://h\n      modelURL: m\n      apiKeyEnv: LMBENCH_NO_SUCH_VARIABLE\n      caCert: certs/empty.pem\n  - Endpoint:\n      modelURL: m\n      caCert: certs/missing.pem\n",
+        RANDOM,
+    );
+    t.spec("a.yaml", &text);
+    let out = t.rejects(
+        None,
+        &[
+            want(
+                A,
+                Some(line_of(&text, "ftp://")),
+                "Serving[0].Endpoint.baseURL",
+                "expected an http:// or https:// URL, got `ftp://h`",
+            ),
+            want(
+                A,
+                Some(line_of(&text, "apiKeyEnv")),
+                "Serving[0].Endpoint.apiKeyEnv",
+                "the environment variable LMBENCH_NO_SUCH_VARIABLE (which should hold the API key) is not set",
+            ),
+            want(
+                A,
+                Some(line_of(&text, "empty.pem")),
+                "Serving[0].Endpoint.caCert",
+                "holds no certificate",
+            ),
+            want(
+                A,
+                // The second entry starts two lines above its caCert.
+                Some(line_of(&text, "missing.pem") - 2),
+                "Serving[1].Endpoint.baseURL",
+                "missing required key",
+            ),
+            want(
+                A,
+                Some(line_of(&text, "missing.pem")),
+                "Serving[1].Endpoint.caCert",
+                "selected file does not exist",
+            ),
+        ],
+    );
+    assert!(!out.stderr.contains(FIXTURE_KEY_ENV.1), "{}", out.show());
 }
 
 #[test]

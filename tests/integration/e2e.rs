@@ -191,6 +191,7 @@ fn the_runner_keeps_due_times_while_the_server_is_slow() {
             request_timeout: Duration::from_secs(30),
             api_key: None,
             extra_body: Default::default(),
+            ca_cert: None,
         })
         .unwrap();
         let mut wl = Evenly {

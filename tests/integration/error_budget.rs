@@ -105,6 +105,7 @@ fn measure(streams: u64, warmup_s: f64, measured_s: f64) -> Measured {
         request_timeout: Duration::from_secs(60),
         api_key: None,
         extra_body: Default::default(),
+        ca_cert: None,
     })
     .unwrap();
     let request_s = (TTFT_MS + ITL_MS * f64::from(TOKENS - 1)) / 1e3;

@@ -581,6 +581,7 @@ fn real_cluster_apply_wait_forward_logs_delete() {
             .unwrap();
         let port = free_port();
         let fwd = kube.port_forward("web", 8080, port).await.unwrap();
+        lmbench::client::tls::install_provider();
         let body = reqwest::get(format!("http://127.0.0.1:{port}/"))
             .await
             .unwrap()

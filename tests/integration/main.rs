@@ -3,6 +3,7 @@
 
 mod config_rules;
 mod e2e;
+mod endpoint;
 mod error_budget;
 mod fake_kube;
 mod infra;

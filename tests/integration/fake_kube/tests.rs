@@ -387,6 +387,7 @@ async fn kube_rs_applies_lists_logs_and_deletes_through_a_kubeconfig() {
 async fn the_fake_answers_like_a_real_api_server() {
     let fake = FakeKube::start(FakeKubeOptions::default()).await;
     let client = fake.client();
+    lmbench::client::tls::install_provider();
     let http = reqwest::Client::new();
     let deploy_url = format!(
         "{}/apis/apps/v1/namespaces/default/deployments/x",
