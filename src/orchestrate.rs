@@ -238,8 +238,9 @@ fn infra_log_path(opts: &RunOptions, plan: &RunPlan) -> PathBuf {
 }
 
 /// The runs of `plan` that already have a complete (not partial) result file for its session,
-/// by plan index. A result counts when its session id, run index, baseline key and WORKLOAD all
-/// match the plan, so a changed configuration never matches stale files.
+/// by plan index. A result counts when its session id, run index, baseline key (the file's own
+/// `lmbench.baseline_key`, else its name) and WORKLOAD all match the plan, so a changed
+/// configuration never matches stale files.
 pub fn completed_runs(results_dir: &Path, plan: &RunPlan) -> HashMap<usize, PathBuf> {
     let runs: Vec<&PlannedRun> = plan.runs().collect();
     let mut out = HashMap::new();
@@ -250,10 +251,11 @@ pub fn completed_runs(results_dir: &Path, plan: &RunPlan) -> HashMap<usize, Path
             };
             let name = c.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             let workload = planned.workload_name();
-            if planned.suite == suite
-                && c.workload == workload
-                && name.starts_with(&format!("{}_{workload}_", planned.baseline_key))
-            {
+            let same_key = match &c.baseline_key {
+                Some(k) => *k == planned.baseline_key,
+                None => name.starts_with(&format!("{}_{workload}_", planned.baseline_key)),
+            };
+            if planned.suite == suite && c.workload == workload && same_key {
                 out.insert(planned.index, c.path);
             }
         }

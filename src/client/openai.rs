@@ -402,7 +402,7 @@ fn write_body(cfg: &ClientConfig, spec: &RequestSpec, out: &mut Vec<u8>) {
             1 => match (&spec.prompt, cfg.api) {
                 (Prompt::Text(text), ApiType::Completions) => push_json_str(out, text),
                 (Prompt::Messages(m), ApiType::Completions) => {
-                    push_json_str(out, &render_completions_prompt(m))
+                    push_json_str(out, &render_completions_prompt(m));
                 }
                 (Prompt::Text(text), ApiType::Chat) => {
                     out.extend_from_slice(b"[{\"role\":\"user\",\"content\":");

@@ -331,6 +331,8 @@ pub struct CompleteRun {
     pub index: u64,
     /// `workload.WORKLOAD`.
     pub workload: String,
+    /// `lmbench.baseline_key`.
+    pub baseline_key: Option<String>,
 }
 
 /// The results in `dir` of session `session` that are complete (not partial), for
@@ -359,6 +361,7 @@ pub fn complete_runs(dir: &Path, session: &str) -> Vec<CompleteRun> {
         out.push(CompleteRun {
             index,
             workload: f.workload_name().to_string(),
+            baseline_key: f.lmbench.as_ref().and_then(|l| l.baseline_key.clone()),
             path,
         });
     }

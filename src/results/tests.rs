@@ -345,7 +345,8 @@ fn complete_runs_of_a_session() {
         [CompleteRun {
             path: dir.join("a.json"),
             index: 0,
-            workload: "synthetic".into()
+            workload: "synthetic".into(),
+            baseline_key: Some("helm_basic".into()),
         }]
     );
 }

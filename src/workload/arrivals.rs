@@ -221,7 +221,7 @@ mod tests {
         let g = gaps(rate, 1.0, 0, N);
         let d = ks_statistic(&g, |x| 1.0 - (-rate * x).exp());
         let crit = KS_C_001 / (N as f64).sqrt();
-        println!("Poisson: D = {d:.5}, critical value (α = 0.01, n = {N}) = {crit:.5}");
+        eprintln!("Poisson: D = {d:.5}, critical value (α = 0.01, n = {N}) = {crit:.5}");
         assert!(d < crit, "D = {d} ≥ {crit}");
     }
 
@@ -233,11 +233,11 @@ mod tests {
             let g = gaps(rate, b, 0, N);
             let scale = 1.0 / (rate * b);
             let d = ks_statistic(&g, |x| gamma_cdf(b, scale, x));
-            println!("burstiness {b}: D = {d:.5}, critical value = {crit:.5}");
+            eprintln!("burstiness {b}: D = {d:.5}, critical value = {crit:.5}");
             assert!(d < crit, "burstiness {b}: D = {d} ≥ {crit}");
             // The test has power: the same gaps are clearly not exponential.
             let d_exp = ks_statistic(&g, |x| 1.0 - (-rate * x).exp());
-            println!("burstiness {b} against Exp(rate): D = {d_exp:.5}");
+            eprintln!("burstiness {b} against Exp(rate): D = {d_exp:.5}");
             assert!(d_exp > crit, "burstiness {b} looks Poisson: D = {d_exp}");
         }
     }

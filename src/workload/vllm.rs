@@ -1277,7 +1277,7 @@ mod tests {
         let specs = all_specs(&mut w);
         let mean =
             specs.iter().map(|s| s.client_prompt_tokens).sum::<u64>() as f64 / specs.len() as f64;
-        println!("sonnet.txt: mean prompt {mean:.1} tokens, {}", w.stats());
+        eprintln!("sonnet.txt: mean prompt {mean:.1} tokens, {}", w.stats());
         assert!((mean / 550.0 - 1.0).abs() < 0.1, "{mean}");
         assert!(specs.iter().all(|s| s.max_tokens == 33), "MAX_TOKENS maps");
         assert!(specs.iter().all(|s| text(s).starts_with(

@@ -2030,3 +2030,21 @@ fn all_errors_are_reported_together() {
         ],
     );
 }
+
+/// `lmbench::run` in-process: the same exit codes as the binary, for a good and a bad
+/// configuration (and `plan --json` on the embedded-free repository configuration).
+#[tokio::test]
+async fn lmbench_run_in_process_returns_the_exit_code() {
+    use clap::Parser;
+    let cli = |args: &[&str]| lmbench::cli::Cli::try_parse_from(args).expect("arguments");
+    let rb = repo().join("run-bench.yaml");
+    let good = cli(&["lmbench", "validate", "-c", rb.to_str().unwrap()]);
+    assert_eq!(lmbench::run(good).await.unwrap(), lmbench::ExitCode::Ok);
+    let t = Tree::with("Local-Flat", &["a.yaml"]);
+    t.spec("a.yaml", "Name: x\n");
+    let path = t.root().join("run-bench.yaml");
+    let bad = cli(&["lmbench", "plan", "-c", path.to_str().unwrap()]);
+    let code = lmbench::run(bad).await.unwrap();
+    assert_eq!(code, lmbench::ExitCode::BadInput);
+    assert_eq!(code.code(), 2);
+}

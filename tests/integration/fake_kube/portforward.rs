@@ -101,9 +101,8 @@ pub async fn handle(
     if ports.is_empty() {
         return error(ApiError::bad_request("at least 1 port must be specified"));
     }
-    let ws = match WebSocketUpgrade::from_request_parts(parts, &()).await {
-        Ok(ws) => ws,
-        Err(_) => return error(ApiError::bad_request("Upgrade request required")),
+    let Ok(ws) = WebSocketUpgrade::from_request_parts(parts, &()).await else {
+        return error(ApiError::bad_request("Upgrade request required"));
     };
     let backend = *sh.backend.lock().unwrap_or_else(|e| e.into_inner());
     let mut targets = Vec::new();

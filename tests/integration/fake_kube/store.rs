@@ -346,7 +346,7 @@ fn check_containers(spec: &Value, field: &str, causes: &mut Causes) {
                 format!("Invalid value: {n:?}: {LABEL_1123_MSG}"),
             )),
             Some(n) if seen.contains(&n) => {
-                causes.push((format!("{f}.name"), format!("Duplicate value: {n:?}")))
+                causes.push((format!("{f}.name"), format!("Duplicate value: {n:?}")));
             }
             Some(n) => seen.push(n),
         }
@@ -480,7 +480,7 @@ fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Causes {
                 }
                 match p["name"].as_str() {
                     None | Some("") if ports.len() > 1 => {
-                        causes.push((format!("spec.ports[{i}].name"), "Required value".into()))
+                        causes.push((format!("spec.ports[{i}].name"), "Required value".into()));
                     }
                     Some(n) if names.contains(&n) => causes.push((
                         format!("spec.ports[{i}].name"),
@@ -494,7 +494,7 @@ fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Causes {
                         causes.push((
                             format!("spec.ports[{i}].targetPort"),
                             format!("Invalid value: {n}: must be between 1 and 65535, inclusive"),
-                        ))
+                        ));
                     }
                     Value::String(s) if !is_dns_label(s) || s.len() > 15 => causes.push((
                         format!("spec.ports[{i}].targetPort"),
