@@ -16,6 +16,7 @@ pub mod cache;
 mod engine;
 mod http;
 mod metrics;
+mod response;
 pub mod tokens;
 
 #[cfg(test)]

@@ -42,6 +42,8 @@ pub mod runner;
 pub mod sharegpt;
 pub mod strict;
 pub mod synthetic;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod trace;
 pub mod vllm;
 

@@ -288,7 +288,7 @@ impl Workload for PrefixRepetition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::agentic::test_support::ctx;
+    use crate::workload::test_support::ctx;
     use crate::workload::{spec_from_yaml, SweepPoint};
     use std::collections::HashMap;
 

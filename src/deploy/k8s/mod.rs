@@ -12,6 +12,7 @@
 //! status message.
 
 mod apply;
+mod logs;
 mod pods;
 mod portforward;
 #[cfg(test)]

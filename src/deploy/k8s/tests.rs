@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tower_test::mock;
 
 use super::apply::{builtin_resource, manifest_objects, parse_documents};
-use super::pods::{describe_pod, event_lines, not_ready_report, readiness};
+use super::logs::describe_pod;
+use super::pods::{event_lines, not_ready_report, readiness};
 use super::portforward::{container_port, pick_pod, service_selector, service_target_port};
 use super::*;
 

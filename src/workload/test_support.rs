@@ -1,0 +1,143 @@
+//! A deterministic stand-in for the runner and a server, shared by the workloads' unit
+//! tests: a point, a context, and a driver that answers every request on a fixed latency.
+
+use crate::config::Num;
+use crate::record::{Completed, ErrorKind, RequestError, RequestRecord, RequestSpec};
+use crate::workload::prompt::PromptBuilder;
+use crate::workload::{Point, RunContext, SweepPoint, Workload};
+
+/// The point of a workload at sweep `key = value` (and target `qps`, if any).
+pub fn run(_workload: &'static str, key: &'static str, value: f64, qps: Option<f64>) -> Point {
+    Point {
+        sweep: SweepPoint {
+            key,
+            value: Some(Num::float(value)),
+        },
+        qps: qps.map(Num::float),
+        qps_label: String::new(),
+        estimated_s: 0.0,
+    }
+}
+
+/// A context rooted at the repository, with the given seed.
+pub fn ctx(seed: u64) -> RunContext {
+    RunContext {
+        prompt: PromptBuilder::global(),
+        root: env!("CARGO_MANIFEST_DIR").into(),
+        api: Default::default(),
+        seed,
+        user_id_base: 5_000_000,
+        duration_override_s: None,
+    }
+}
+
+/// The chat messages of a request (these workloads always send messages).
+pub fn messages(s: &RequestSpec) -> &[crate::record::Message] {
+    match &s.prompt {
+        crate::record::Prompt::Messages(m) => m,
+        crate::record::Prompt::Text(_) => panic!("expected a chat request"),
+    }
+}
+
+/// One request as the driver saw it.
+pub struct Sent {
+    pub spec: RequestSpec,
+    pub end: f64,
+    pub ok: bool,
+}
+
+/// Run `w` to completion: each request is sent exactly at its due time and finishes
+/// `latency(spec)` later, failing where `fail(spec)` says so; answers are `answer k` words.
+pub fn drive(
+    w: &mut dyn Workload,
+    latency: impl Fn(&RequestSpec) -> f64,
+    fail: impl Fn(&RequestSpec) -> bool,
+) -> Vec<Sent> {
+    let mut out: Vec<Sent> = Vec::new();
+    let mut pending: Vec<RequestSpec> = Vec::new();
+    // (end, index into out)
+    let mut in_flight: Vec<(f64, usize)> = Vec::new();
+    let mut lookahead = w.next_scheduled();
+    for _ in 0..1_000_000 {
+        let next_send = lookahead
+            .iter()
+            .chain(pending.iter())
+            .map(|s| s.due_s)
+            .fold(f64::INFINITY, f64::min);
+        let next_end = in_flight.iter().map(|e| e.0).fold(f64::INFINITY, f64::min);
+        if next_send.is_infinite() && next_end.is_infinite() {
+            return out;
+        }
+        if next_end <= next_send {
+            let i = in_flight
+                .iter()
+                .position(|e| e.0 == next_end)
+                .expect("an in-flight request");
+            let (end, idx) = in_flight.swap_remove(i);
+            let s = &out[idx];
+            let done = completed(&s.spec, end, s.ok);
+            pending.extend(w.on_complete(&done, end));
+            if lookahead.is_none() {
+                lookahead = w.next_scheduled();
+            }
+            continue;
+        }
+        let spec = if lookahead.as_ref().is_some_and(|l| l.due_s == next_send) {
+            let s = lookahead.take();
+            lookahead = w.next_scheduled();
+            s.expect("lookahead")
+        } else {
+            let i = pending
+                .iter()
+                .position(|s| s.due_s == next_send)
+                .expect("a pending request");
+            pending.remove(i)
+        };
+        let end = spec.due_s + latency(&spec);
+        let ok = !fail(&spec);
+        in_flight.push((end, out.len()));
+        out.push(Sent { spec, end, ok });
+    }
+    panic!("the workload never ended");
+}
+
+fn completed(spec: &RequestSpec, end: f64, ok: bool) -> Completed {
+    let text = if ok {
+        (0..spec.max_tokens)
+            .map(|k| format!(" answer{k}"))
+            .collect::<String>()
+    } else {
+        String::new()
+    };
+    Completed {
+        record: RequestRecord {
+            id: spec.id,
+            user_id: spec.user_id,
+            round: spec.round,
+            warmup: spec.warmup,
+            due_s: spec.due_s,
+            sent_s: spec.due_s,
+            first_token_s: ok.then_some(end),
+            end_s: end,
+            chunk_times_s: Vec::new(),
+            prompt_tokens: None,
+            completion_tokens: None,
+            cached_tokens: None,
+            client_prompt_tokens: spec.client_prompt_tokens,
+            client_completion_tokens: 0,
+            max_tokens: spec.max_tokens,
+            status: Some(if ok { 200 } else { 500 }),
+            error: (!ok).then(|| RequestError {
+                kind: ErrorKind::HttpStatus,
+                message: "injected".into(),
+            }),
+        },
+        text,
+    }
+}
+
+/// The request stream as JSON, for byte-for-byte comparisons.
+pub fn stream_json(sent: &[Sent]) -> String {
+    let specs: Vec<&RequestSpec> = sent.iter().map(|s| &s.spec).collect();
+    serde_json::to_string(&specs).expect("specs serialize")
+}
