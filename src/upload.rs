@@ -7,7 +7,8 @@
 //! Differences from LMBench: an optional `Authorization: Bearer` token (never logged, never in
 //! an error message); `*_PROXY` variables and redirects are not followed; every file is tried
 //! and all failures are reported together; a folder's `*_comparison.json` files are skipped.
-//! This build has no TLS, so only `http://` URLs are accepted.
+//! Uploads go to `http://` URLs only (a dashboard behind TLS is reached through a local
+//! TLS-terminating proxy or an SSH tunnel).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -74,14 +75,14 @@ pub async fn upload_path(
     Ok(summary)
 }
 
-/// Parse and check an upload URL: `http://` only (this build has no TLS).
+/// Parse and check an upload URL: `http://` only.
 pub fn parse_upload_url(url: &str) -> anyhow::Result<Url> {
     let parsed = Url::parse(url.trim()).with_context(|| format!("invalid upload URL {url:?}"))?;
     match parsed.scheme() {
         "http" => {}
         "https" => bail!(
-            "upload URL {}: https is not supported, this build of lmbench has no TLS; use an \
-             http:// URL (for example through a local TLS-terminating proxy or an SSH tunnel)",
+            "upload URL {}: https is not supported for uploads yet; use an http:// URL (for \
+             example through a local TLS-terminating proxy or an SSH tunnel)",
             display_url(&parsed)
         ),
         other => bail!(
@@ -342,12 +343,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("https is not supported"), "{e}");
-        assert!(e.contains("no TLS"), "{e}");
+        assert!(e.contains("for uploads yet"), "{e}");
         assert!(e.contains("http://"), "{e}");
         let e = parse_upload_url("HTTPS://dash.example.com/upload")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("no TLS"), "{e}");
+        assert!(e.contains("for uploads yet"), "{e}");
     }
 
     #[test]
