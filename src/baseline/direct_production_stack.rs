@@ -42,13 +42,14 @@ baseline_keys! {
 }
 
 impl RawBaseline for Raw {
-    fn ty(&self) -> &'static BaselineType {
-        &TYPE
-    }
-
-    fn validate(&self, c: &mut Item<'_, '_>, env: &CheckEnv<'_>) -> Checked<Baseline> {
-        let sel = check_selection(c, &TYPE, &self.kubernetes_config_selection);
-        let common = check_common(self, c, TYPE.token_required, env);
+    fn validate(
+        &self,
+        ty: &'static BaselineType,
+        c: &mut Item<'_, '_>,
+        env: &CheckEnv<'_>,
+    ) -> Checked<Baseline> {
+        let sel = check_selection(c, ty, &self.kubernetes_config_selection);
+        let common = check_common(self, c, ty.token_required, env);
         Ok(typed(
             self,
             &TYPE,

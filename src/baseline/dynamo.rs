@@ -3,8 +3,8 @@
 //! process group.
 
 use super::{
-    check_common, check_selection, typed, Baseline, BaselineKind, BaselineType, CheckEnv, Hosting,
-    KeyRule, LaunchContext, RawBaseline, Selection, LOCAL,
+    check_selected, Baseline, BaselineKind, BaselineType, CheckEnv, Hosting, KeyRule,
+    LaunchContext, RawBaseline, Selection, LOCAL,
 };
 use crate::config::{Checked, Item, O};
 use crate::deploy::Launch;
@@ -40,14 +40,13 @@ baseline_keys! {
 }
 
 impl RawBaseline for Raw {
-    fn ty(&self) -> &'static BaselineType {
-        &TYPE
-    }
-
-    fn validate(&self, c: &mut Item<'_, '_>, env: &CheckEnv<'_>) -> Checked<Baseline> {
-        let sel = check_selection(c, &TYPE, &self.config_selection);
-        let common = check_common(self, c, TYPE.token_required, env);
-        Ok(typed(self, &TYPE, c, Some(sel?), common?, Dynamo))
+    fn validate(
+        &self,
+        ty: &'static BaselineType,
+        c: &mut Item<'_, '_>,
+        env: &CheckEnv<'_>,
+    ) -> Checked<Baseline> {
+        check_selected(self, ty, &self.config_selection, c, env, Dynamo)
     }
 }
 
@@ -57,11 +56,7 @@ pub struct Dynamo;
 
 impl BaselineKind for Dynamo {
     fn launch(&self, b: &Baseline, ctx: &LaunchContext) -> Result<Launch, String> {
-        let config = b
-            .selection
-            .as_ref()
-            .map(|(_, p)| p.clone())
-            .unwrap_or_default();
+        let config = b.selected_file();
         let launcher = ctx.root.join(LAUNCHER);
         let args = vec![launcher.into_os_string(), config.into_os_string()];
         Ok(ctx.process(b, "bash", args))

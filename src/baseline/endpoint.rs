@@ -46,11 +46,12 @@ baseline_keys! {
 }
 
 impl RawBaseline for Raw {
-    fn ty(&self) -> &'static BaselineType {
-        &TYPE
-    }
-
-    fn validate(&self, c: &mut Item<'_, '_>, env: &CheckEnv<'_>) -> Checked<Baseline> {
+    fn validate(
+        &self,
+        ty: &'static BaselineType,
+        c: &mut Item<'_, '_>,
+        env: &CheckEnv<'_>,
+    ) -> Checked<Baseline> {
         let base_url = c.req(&self.base_url, "baseURL").and_then(|u| {
             let ok = reqwest::Url::parse(u.value.trim())
                 .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.has_host());
@@ -93,14 +94,14 @@ impl RawBaseline for Raw {
                 }
             },
         });
-        let common = check_common(self, c, TYPE.token_required, env);
+        let common = check_common(self, c, ty.token_required, env);
         let kind = Endpoint {
             base_url: base_url?,
             ca_cert: ca_cert?,
             api_key: api_key?,
             name: self.name.as_ref().map(|n| n.value.clone()),
         };
-        Ok(typed(self, &TYPE, c, None, common?, kind))
+        Ok(typed(self, ty, c, None, common?, kind))
     }
 }
 

@@ -5,8 +5,8 @@
 //! forwarded to the local port. The chart is `LMBENCH_LLMD_CHART` or `llm-d/llm-d`.
 
 use super::{
-    check_common, check_selection, typed, Baseline, BaselineKind, BaselineType, CheckEnv, Hosting,
-    KeyRule, LaunchContext, RawBaseline, Selection,
+    check_selected, Baseline, BaselineKind, BaselineType, CheckEnv, Hosting, KeyRule,
+    LaunchContext, RawBaseline, Selection,
 };
 use crate::config::{Checked, Item, Location, Secret, O};
 use crate::deploy::cluster::{Chart, ClusterPlan, HelmRelease, Manifests};
@@ -54,14 +54,13 @@ baseline_keys! {
 }
 
 impl RawBaseline for Raw {
-    fn ty(&self) -> &'static BaselineType {
-        &TYPE
-    }
-
-    fn validate(&self, c: &mut Item<'_, '_>, env: &CheckEnv<'_>) -> Checked<Baseline> {
-        let sel = check_selection(c, &TYPE, &self.config_selection);
-        let common = check_common(self, c, TYPE.token_required, env);
-        Ok(typed(self, &TYPE, c, Some(sel?), common?, LlmD))
+    fn validate(
+        &self,
+        ty: &'static BaselineType,
+        c: &mut Item<'_, '_>,
+        env: &CheckEnv<'_>,
+    ) -> Checked<Baseline> {
+        check_selected(self, ty, &self.config_selection, c, env, LlmD)
     }
 }
 

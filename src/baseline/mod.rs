@@ -64,10 +64,11 @@ pub mod rayserve;
 pub mod sglang;
 pub mod simulated;
 
+use crate::config::values::KnownName;
 use crate::config::{Checked, Infra, Invalid, Item, Location, Secret, HF_TOKEN_PLACEHOLDER, O, S};
 use crate::deploy::Launch;
 use crate::record::ApiType;
-use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, VariantAccess, Visitor};
+use serde::de::{self, Deserializer, EnumAccess, VariantAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -267,6 +268,14 @@ impl Baseline {
         }
     }
 
+    /// The selected file, resolved (empty for a type without one).
+    pub fn selected_file(&self) -> PathBuf {
+        self.selection
+            .as_ref()
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default()
+    }
+
     /// What to bring up.
     pub fn launch(&self, ctx: &LaunchContext) -> Result<Launch, String> {
         self.kind.launch(self, ctx)
@@ -298,12 +307,14 @@ pub struct CheckEnv<'a> {
 
 /// A baseline type's keys as written in a spec file.
 pub trait RawBaseline: fmt::Debug + Send + Sync {
-    /// The type's row of the table.
-    fn ty(&self) -> &'static BaselineType;
-
-    /// Check every rule of the type, reporting each problem into `c`; the validated baseline
-    /// (the Location is checked before this).
-    fn validate(&self, c: &mut Item<'_, '_>, env: &CheckEnv<'_>) -> Checked<Baseline>;
+    /// Check every rule of the type (`ty`, its row of the table), reporting each problem into
+    /// `c`; the validated baseline (the Location is checked before this).
+    fn validate(
+        &self,
+        ty: &'static BaselineType,
+        c: &mut Item<'_, '_>,
+        env: &CheckEnv<'_>,
+    ) -> Checked<Baseline>;
 }
 
 /// The four keys every typed baseline has, as serde fields.
@@ -389,6 +400,21 @@ fn hf_token(
     }
 }
 
+/// The whole validation of a type whose own key is only its selected file (`sel`): the file,
+/// the keys every type has, and the type's validated part.
+pub fn check_selected<R: CommonKeys>(
+    raw: &R,
+    ty: &'static BaselineType,
+    sel: &O<String>,
+    c: &mut Item<'_, '_>,
+    env: &CheckEnv<'_>,
+    kind: impl BaselineKind + 'static,
+) -> Checked<Baseline> {
+    let sel = check_selection(c, ty, sel);
+    let common = check_common(raw, c, ty.token_required, env);
+    Ok(typed(raw, ty, c, Some(sel?), common?, kind))
+}
+
 /// A typed baseline, validated: its table row, the keys every type has, the type's own
 /// validated part.
 pub fn typed<R: CommonKeys>(
@@ -413,9 +439,14 @@ pub fn typed<R: CommonKeys>(
 }
 
 /// One entry of a spec's `Serving` list: a one-key map `{<Type>: {...}}` read as the type's
-/// `Raw`.
+/// `Raw`, with the type's row of the table.
 #[derive(Debug)]
-pub struct BaselineEntry(pub Box<dyn RawBaseline>);
+pub struct BaselineEntry {
+    /// The type's row of the table.
+    pub ty: &'static BaselineType,
+    /// Its keys as written.
+    pub raw: Box<dyn RawBaseline>,
+}
 
 /// Check one entry of `Serving`: the Location can host its type, then the type's own rules.
 pub fn check_entry(
@@ -425,8 +456,7 @@ pub fn check_entry(
     root: &Path,
     env: &CheckEnv<'_>,
 ) -> Checked<Baseline> {
-    let raw = &entry.value.0;
-    let ty = raw.ty();
+    let ty = entry.value.ty;
     let mut item = c.item(
         format!("Serving[{index}].{}", ty.name),
         entry.referenced,
@@ -445,7 +475,7 @@ pub fn check_entry(
             located = Err(Invalid);
         }
     }
-    let b = raw.validate(&mut item, env);
+    let b = entry.value.raw.validate(ty, &mut item, env);
     located?;
     b
 }
@@ -476,10 +506,10 @@ macro_rules! baseline_types {
                         f.write_str("a one-key map {<baseline type>: {...}}")
                     }
                     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<BaselineEntry, A::Error> {
-                        let (name, variant) = data.variant_seed(TypeName)?;
+                        let (name, variant) = data.variant_seed(KnownName { names: TYPE_NAMES, as_variant: true })?;
                         $(if name == $module::TYPE.name {
                             let raw: $module::Raw = variant.newtype_variant()?;
-                            return Ok(BaselineEntry(Box::new(raw)));
+                            return Ok(BaselineEntry { ty: &$module::TYPE, raw: Box::new(raw) });
                         })*
                         Err(de::Error::unknown_variant(name, TYPE_NAMES))
                     }
@@ -500,31 +530,6 @@ baseline_types! {
     flat,
     simulated,
     endpoint,
-}
-
-/// A baseline type's name as the key of a `Serving` entry: a registered one, or serde's
-/// unknown-variant error.
-struct TypeName;
-
-impl<'de> DeserializeSeed<'de> for TypeName {
-    type Value = &'static str;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<&'static str, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = &'static str;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a baseline type")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<&'static str, E> {
-                TYPE_NAMES
-                    .iter()
-                    .find(|n| **n == v)
-                    .copied()
-                    .ok_or_else(|| E::unknown_variant(v, TYPE_NAMES))
-            }
-        }
-        d.deserialize_identifier(V)
-    }
 }
 
 /// Locations of the production-stack types.

@@ -40,20 +40,21 @@ baseline_keys! {
 }
 
 impl RawBaseline for Raw {
-    fn ty(&self) -> &'static BaselineType {
-        &TYPE
-    }
-
-    fn validate(&self, c: &mut Item<'_, '_>, env: &CheckEnv<'_>) -> Checked<Baseline> {
-        let sel = check_selection(c, &TYPE, &self.script_name);
+    fn validate(
+        &self,
+        ty: &'static BaselineType,
+        c: &mut Item<'_, '_>,
+        env: &CheckEnv<'_>,
+    ) -> Checked<Baseline> {
+        let sel = check_selection(c, ty, &self.script_name);
         let accelerator = c
             .req(&self.accelerator_type, "acceleratorType")
             .map(|a| a.value.clone());
-        let common = check_common(self, c, TYPE.token_required, env);
+        let common = check_common(self, c, ty.token_required, env);
         let kind = RayServe {
             accelerator: accelerator?,
         };
-        Ok(typed(self, &TYPE, c, Some(sel?), common?, kind))
+        Ok(typed(self, ty, c, Some(sel?), common?, kind))
     }
 }
 
@@ -66,11 +67,7 @@ pub struct RayServe {
 
 impl BaselineKind for RayServe {
     fn launch(&self, b: &Baseline, ctx: &LaunchContext) -> Result<Launch, String> {
-        let script = b
-            .selection
-            .as_ref()
-            .map(|(_, p)| p.clone())
-            .unwrap_or_default();
+        let script = b.selected_file();
         let args = vec![script.into_os_string(), self.accelerator.clone().into()];
         Ok(ctx.process(b, "python3", args))
     }

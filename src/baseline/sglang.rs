@@ -3,8 +3,8 @@
 //! for readiness).
 
 use super::{
-    check_common, check_selection, typed, Baseline, BaselineKind, BaselineType, CheckEnv, Hosting,
-    KeyRule, LaunchContext, RawBaseline, Selection, LOCAL,
+    check_selected, Baseline, BaselineKind, BaselineType, CheckEnv, Hosting, KeyRule,
+    LaunchContext, RawBaseline, Selection, LOCAL,
 };
 use crate::config::{Checked, Item, O};
 use crate::deploy::Launch;
@@ -37,14 +37,13 @@ baseline_keys! {
 }
 
 impl RawBaseline for Raw {
-    fn ty(&self) -> &'static BaselineType {
-        &TYPE
-    }
-
-    fn validate(&self, c: &mut Item<'_, '_>, env: &CheckEnv<'_>) -> Checked<Baseline> {
-        let sel = check_selection(c, &TYPE, &self.script_name);
-        let common = check_common(self, c, TYPE.token_required, env);
-        Ok(typed(self, &TYPE, c, Some(sel?), common?, SGLang))
+    fn validate(
+        &self,
+        ty: &'static BaselineType,
+        c: &mut Item<'_, '_>,
+        env: &CheckEnv<'_>,
+    ) -> Checked<Baseline> {
+        check_selected(self, ty, &self.script_name, c, env, SGLang)
     }
 }
 
@@ -54,11 +53,7 @@ pub struct SGLang;
 
 impl BaselineKind for SGLang {
     fn launch(&self, b: &Baseline, ctx: &LaunchContext) -> Result<Launch, String> {
-        let script = b
-            .selection
-            .as_ref()
-            .map(|(_, p)| p.clone())
-            .unwrap_or_default();
+        let script = b.selected_file();
         Ok(ctx.process(b, "bash", vec![script.into_os_string()]))
     }
 }

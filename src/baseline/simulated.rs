@@ -30,11 +30,12 @@ pub const TYPE: BaselineType = BaselineType {
 pub struct Raw(pub Map<String, Value>);
 
 impl RawBaseline for Raw {
-    fn ty(&self) -> &'static BaselineType {
-        &TYPE
-    }
-
-    fn validate(&self, c: &mut Item<'_, '_>, _env: &CheckEnv<'_>) -> Checked<Baseline> {
+    fn validate(
+        &self,
+        ty: &'static BaselineType,
+        c: &mut Item<'_, '_>,
+        _env: &CheckEnv<'_>,
+    ) -> Checked<Baseline> {
         let mut params = self.0.clone();
         let mut ok = true;
         let model = match params.remove("modelURL") {
@@ -118,7 +119,7 @@ impl RawBaseline for Raw {
         let mut written = self.0.clone();
         written.remove("hf_token");
         Ok(Baseline {
-            ty: &TYPE,
+            ty,
             selection: None,
             model_url,
             api_type: api,

@@ -271,26 +271,18 @@ fn spec_paths(ctx: &mut Checker, rb: &RunBenchFile, root: &Path) -> Vec<PathBuf>
     for (i, e) in entries.iter().enumerate() {
         let key = format!("0-bench-specs[{i}]");
         let p = base.join(e.value.trim());
-        if p.is_file() {
-            out.push(p);
-        } else if p.is_dir() {
-            let mut found = Vec::new();
-            collect_yaml(&p, &mut found);
-            found.sort();
-            if found.is_empty() {
-                ctx.push(
-                    Some(&e.referenced),
-                    &key,
-                    format!("folder holds no .yaml spec files: {}", p.display()),
-                );
-            }
-            out.extend(found);
-        } else {
-            ctx.push(
+        match spec_files(&p) {
+            Some(found) if found.is_empty() => ctx.push(
+                Some(&e.referenced),
+                &key,
+                format!("folder holds no .yaml spec files: {}", p.display()),
+            ),
+            Some(found) => out.extend(found),
+            None => ctx.push(
                 Some(&e.referenced),
                 &key,
                 format!("no such spec file or folder: {}", p.display()),
-            );
+            ),
         }
     }
     out
@@ -301,22 +293,31 @@ fn override_paths(ctx: &mut Checker, list: &[String], root: &Path) -> Vec<PathBu
     let mut out = Vec::new();
     for (i, e) in list.iter().enumerate() {
         let p = base.join(e);
-        if p.is_file() {
-            out.push(p);
-        } else if p.is_dir() {
-            let mut found = Vec::new();
-            collect_yaml(&p, &mut found);
-            found.sort();
-            out.extend(found);
-        } else {
-            ctx.push(
+        match spec_files(&p) {
+            Some(found) => out.extend(found),
+            None => ctx.push(
                 None,
                 &format!("--spec[{i}]"),
                 format!("no such spec file or folder: {}", p.display()),
-            );
+            ),
         }
     }
     out
+}
+
+/// The spec files `p` names: itself, or every `.yaml` in the folder (recursively, sorted,
+/// `TEMPLATE*` left out); `None` when it does not exist.
+fn spec_files(p: &Path) -> Option<Vec<PathBuf>> {
+    if p.is_file() {
+        Some(vec![p.to_path_buf()])
+    } else if p.is_dir() {
+        let mut found = Vec::new();
+        collect_yaml(p, &mut found);
+        found.sort();
+        Some(found)
+    } else {
+        None
+    }
 }
 
 fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {

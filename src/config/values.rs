@@ -372,3 +372,34 @@ pub fn field_names<T: de::DeserializeOwned>() -> Vec<&'static str> {
     let _ = T::deserialize(Grab(&mut fields));
     fields.to_vec()
 }
+
+/// A name from a fixed list (a registered workload or baseline type), read as a map key or an
+/// enum tag; anything else is serde's unknown-field (`as_variant: false`) or unknown-variant
+/// error, which lists the names.
+pub struct KnownName {
+    /// The names allowed.
+    pub names: &'static [&'static str],
+    /// Whether the name is an enum tag (else a struct's field).
+    pub as_variant: bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for KnownName {
+    type Value = &'static str;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<&'static str, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for KnownName {
+    type Value = &'static str;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "one of {}", self.names.join(", "))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<&'static str, E> {
+        match self.names.iter().find(|n| **n == v) {
+            Some(n) => Ok(n),
+            None if self.as_variant => Err(E::unknown_variant(v, self.names)),
+            None => Err(E::unknown_field(v, self.names)),
+        }
+    }
+}

@@ -47,11 +47,12 @@ pub(crate) mod test_support;
 pub mod trace;
 pub mod vllm;
 
+use crate::config::values::KnownName;
 #[cfg(test)]
 use crate::config::Invalid;
 use crate::config::{Checked, Checker, Item, Items, Num, O, S};
 use crate::record::{ApiType, Completed, RequestSpec};
-use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::fmt;
@@ -212,7 +213,7 @@ macro_rules! workload_types {
                     }
                     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WorkloadsFile, A::Error> {
                         let mut out = WorkloadsFile::default();
-                        while let Some(name) = map.next_key_seed(TypeName)? {
+                        while let Some(name) = map.next_key_seed(KnownName { names: TYPE_NAMES, as_variant: false })? {
                             if out.entries.iter().any(|e| e.name == name) {
                                 return Err(de::Error::duplicate_field(name));
                             }
@@ -242,30 +243,6 @@ workload_types! {
     vllm,
     strict,
     prefix_repetition,
-}
-
-/// A workload type's name as a map key: a registered one, or serde's unknown-field error.
-struct TypeName;
-
-impl<'de> DeserializeSeed<'de> for TypeName {
-    type Value = &'static str;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<&'static str, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = &'static str;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a workload type")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<&'static str, E> {
-                TYPE_NAMES
-                    .iter()
-                    .find(|n| **n == v)
-                    .copied()
-                    .ok_or_else(|| E::unknown_field(v, TYPE_NAMES))
-            }
-        }
-        d.deserialize_identifier(V)
-    }
 }
 
 /// The checks of every item of one type, type-erased so one list holds every type.
