@@ -245,11 +245,16 @@ impl Kube {
     }
 }
 
+/// Write one log or description (atomically, like every file lmbench writes whole).
 async fn write_file(path: &Path, text: &str) -> Result<(), K8sError> {
-    tokio::fs::write(path, text)
-        .await
-        .map_err(|source| K8sError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+    let (p, bytes) = (path.to_path_buf(), text.as_bytes().to_vec());
+    let written = tokio::task::spawn_blocking(move || {
+        crate::files::write_atomic(&p, &bytes, crate::files::Existing::Replace)
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    written.map_err(|source| K8sError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
