@@ -1,6 +1,8 @@
-//! The simulator's responses: the SSE chunks of a streamed response (one per generated token,
-//! written when due, several due at once in one frame) and the JSON body of a whole one, with
-//! the injected faults (a stall, a garbage line, a dropped connection) at their token counts.
+//! The simulator's responses: a started generation and where its token timing comes from
+//! (fixed delays or the engine), the SSE chunks of a streamed response (one per generated
+//! token, written when due, several due at once in one frame), the JSON body of a whole one,
+//! error bodies, and the injected faults (a stall, a garbage line, a dropped connection) at
+//! their token counts.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -11,9 +13,142 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::{json, Value};
 
-use super::http::{error, Generation, Source, GARBAGE};
+use std::sync::atomic::Ordering;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::engine::SeqEvent;
+use super::metrics::add;
+use super::tokens::OutputPlan;
 use super::Shared;
 use crate::record::ApiType;
+
+/// The data line sent by `malformedAfterTokens`: valid SSE framing, invalid JSON.
+pub(super) const GARBAGE: &str = "data: {\"choices\": [{\"text\": <<sim: malformed chunk>>\n\n";
+
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let kind = match status {
+        StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => "invalid_request_error",
+        StatusCode::SERVICE_UNAVAILABLE => "service_unavailable",
+        StatusCode::UNAUTHORIZED => "authentication_error",
+        _ => "server_error",
+    };
+    let body = json!({
+        "error": {
+            "message": message.into(),
+            "type": kind,
+            "param": null,
+            "code": status.as_u16(),
+        }
+    });
+    (status, Json(body)).into_response()
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Faults {
+    pub(super) stall: Option<u32>,
+    pub(super) malformed: Option<u32>,
+    pub(super) reset: Option<u32>,
+}
+
+/// Everything a response needs besides the token timing.
+pub(super) struct Generation {
+    pub(super) api: ApiType,
+    pub(super) id: String,
+    pub(super) created: u64,
+    pub(super) model: String,
+    pub(super) plan: OutputPlan,
+    pub(super) prompt_len: u64,
+    pub(super) include_usage: bool,
+    pub(super) faults: Faults,
+}
+
+/// Where a response's token timing comes from.
+pub(super) enum Source {
+    Fixed {
+        first: Instant,
+        itl: Duration,
+        next: u32,
+        len: u32,
+        cached: u64,
+        shared: Arc<Shared>,
+        _running: RunningGuard,
+    },
+    Engine {
+        events: mpsc::UnboundedReceiver<SeqEvent>,
+        cached: u64,
+    },
+}
+
+impl Source {
+    /// Waits until the next token is generated; `None` when the engine dropped the sequence.
+    pub(super) async fn next_token(&mut self) -> Option<()> {
+        match self {
+            Source::Fixed {
+                first,
+                itl,
+                next,
+                len,
+                shared,
+                ..
+            } => {
+                // A token already due goes out at once: a timer, even an expired one, waits
+                // for the timer's next 1 ms tick. With no inter-token delay every later token
+                // is due when the first was, which has passed: no need to read the clock.
+                let due = *first + *itl * *next;
+                let passed = *next > 0 && itl.is_zero();
+                if !passed && Instant::now() < due {
+                    tokio::time::sleep_until(due).await;
+                }
+                *next += 1;
+                add(&shared.metrics.generation_tokens, 1);
+                if *next == *len {
+                    add(&shared.metrics.requests_finished, 1);
+                }
+                Some(())
+            }
+            Source::Engine { events, cached } => loop {
+                match events.recv().await? {
+                    SeqEvent::Admitted { cached_tokens } => *cached = cached_tokens,
+                    SeqEvent::Token => return Some(()),
+                }
+            },
+        }
+    }
+
+    /// True when the next token is due at the same instant as the one before it (fixed mode
+    /// with zero inter-token delay; that instant has passed, since the token before it was
+    /// generated): such tokens are generated together, so they are written together.
+    pub(super) fn next_due_with_previous(&self) -> bool {
+        match self {
+            Source::Fixed { itl, next, .. } => *next > 0 && itl.is_zero(),
+            Source::Engine { .. } => false,
+        }
+    }
+
+    pub(super) fn cached_tokens(&self) -> u64 {
+        match self {
+            Source::Fixed { cached, .. } | Source::Engine { cached, .. } => *cached,
+        }
+    }
+}
+
+/// Counts a fixed-mode request as running while it lives.
+pub(super) struct RunningGuard(Arc<Shared>);
+
+impl RunningGuard {
+    pub(super) fn new(sh: &Arc<Shared>) -> Self {
+        sh.metrics.running.fetch_add(1, Ordering::Relaxed);
+        RunningGuard(Arc::clone(sh))
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.metrics.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 impl Generation {
     fn object(&self, streaming: bool) -> &'static str {
