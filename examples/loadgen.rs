@@ -773,11 +773,9 @@ fn drive(
         });
         let client = client.clone();
         let run = async move {
-            let mut wl = wl;
             let cancel = CancellationToken::new();
-            let epoch = tokio::time::Instant::now();
-            let stats = runner::run(&mut wl, &client, epoch, &cancel, tx).await;
-            (stats, wl)
+            let done = runner::run(Box::new(wl), &client, &cancel, tx).await;
+            (done.stats, done.workload)
         };
         // `lmbench run` drives the runner from `block_on` (the main thread); a worker thread
         // is the alternative measured with --runner-on worker.

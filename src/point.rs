@@ -205,7 +205,7 @@ pub async fn run_point(
         user_id_base: position * 1_000_000,
         duration_override_s: suite.duration_override_s,
     };
-    let mut wl = match run.item.spec.build(&run.point, &ctx) {
+    let wl = match run.item.spec.build(&run.point, &ctx) {
         Ok(w) => w,
         Err(e) => {
             tracing::error!("{label}: {e}");
@@ -272,8 +272,10 @@ pub async fn run_point(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    let epoch = tokio::time::Instant::now();
-    let stats = runner::run(wl.as_mut(), client, epoch, cancel, tx).await;
+    let runner::Finished {
+        stats,
+        workload: wl,
+    } = runner::run(wl, client, cancel, tx).await;
     let (writer, agg, write_error) = match collector.await {
         Ok(x) => x,
         Err(e) => return RunOutcome::failed(run, format!("collector task failed: {e}")),

@@ -35,6 +35,7 @@ macro_rules! workload_keys {
 
 pub mod agentic;
 pub mod arrivals;
+pub mod builder;
 pub mod prefix_repetition;
 pub mod prompt;
 pub mod random;

@@ -2,12 +2,16 @@
 //! doing, and hands each finished request back to its workload (for follow-up turns) and to the
 //! collector (for results).
 //!
-//! One scheduler task owns the workload and a min-heap of pending requests. It sleeps until the
-//! earliest absolute due time (so lateness never accumulates), then spawns one task per due
-//! request. The request task stamps its own send time, so the recorded send lag (send − due)
-//! includes everything between the due time and the request leaving: timer wake-up, scheduling
-//! and body serialisation. Finished requests come back over a channel; records go on to the
-//! collector over another, so writing results never blocks sending.
+//! The workload lives on the request builder's thread ([`super::builder`]), which keeps the
+//! schedule's next requests built before they are due and builds the turns that wait for an
+//! answer as soon as it arrives, so building a prompt never delays sending one. One scheduler
+//! owns a min-heap of built requests. It sleeps until the earliest absolute due time (so
+//! lateness never accumulates), then spawns one task per due request. The request task stamps
+//! its own send time, so the recorded send lag (send − due) includes everything between the due
+//! time and the request leaving: timer wake-up, scheduling and body serialisation. Finished
+//! requests come back over a channel and go on to the builder (for follow-up turns) and to the
+//! collector (for results), so writing results never blocks sending. The run's clock starts
+//! once the first requests are built.
 //!
 //! Request tasks run on send threads: threads of their own, each with a one-thread tokio
 //! runtime that owns its requests' connections and timers (one send thread per 4 CPUs, at least
@@ -28,11 +32,13 @@
 //! where blocking would stall other tasks) it waits on tokio's timer. A request that is already
 //! due is sent at once, without a timer.
 
+use super::builder::{self, Built, ToBuilder, AHEAD};
 use super::Workload;
 use crate::client::Client;
 use crate::record::{Completed, RequestRecord, RequestSpec};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::mpsc as std_mpsc;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::time::{Duration, Instant};
@@ -56,7 +62,9 @@ pub struct RunStats {
     pub not_sent: u64,
 }
 
-struct Pending(RequestSpec);
+/// A built request waiting for its due time; `scheduled`: from the open-loop schedule (the
+/// builder keeps a number of those ahead), else a turn that waited for an answer.
+struct Pending(RequestSpec, bool);
 
 impl PartialEq for Pending {
     fn eq(&self, other: &Self) -> bool {
@@ -188,7 +196,6 @@ fn own_thread() -> bool {
 
 /// The scheduler's state for one run.
 struct Scheduler<'a> {
-    workload: &'a mut dyn Workload,
     client: &'a Client,
     epoch: Instant,
     cancel: &'a CancellationToken,
@@ -201,8 +208,16 @@ struct Scheduler<'a> {
     send_threads: Vec<SendThread>,
     next_send_thread: usize,
     done_tx: mpsc::UnboundedSender<Completed>,
+    /// To the request builder, and what it said last.
+    to_builder: std_mpsc::Sender<ToBuilder>,
+    handed_to_builder: u64,
+    builder_taken_in: u64,
+    builder_dry: bool,
+    /// Scheduled requests sent since the builder last heard, and how many are in the heap.
+    sent_unreported: usize,
+    scheduled_waiting: usize,
+    max_in_flight: Option<usize>,
     heap: BinaryHeap<Pending>,
-    lookahead: Option<RequestSpec>,
     in_flight: usize,
     failed: u64,
     stats: RunStats,
@@ -211,26 +226,44 @@ struct Scheduler<'a> {
 impl Scheduler<'_> {
     /// The earliest due time (seconds since the epoch) of anything waiting to be sent.
     fn next_due(&self) -> Option<f64> {
-        match (&self.lookahead, self.heap.peek()) {
-            (Some(a), Some(b)) => Some(a.due_s.min(b.0.due_s)),
-            (Some(a), None) => Some(a.due_s),
-            (None, Some(b)) => Some(b.0.due_s),
-            (None, None) => None,
-        }
+        self.heap.peek().map(|p| p.0.due_s)
     }
 
     /// Below the workload's in-flight cap, if it has one.
     fn can_send(&self) -> bool {
-        self.workload
-            .max_in_flight()
-            .is_none_or(|cap| self.in_flight < cap)
+        self.max_in_flight.is_none_or(|cap| self.in_flight < cap)
+    }
+
+    /// Nothing waits, nothing is in flight, and the builder has taken in every answer and has
+    /// nothing more (or the run was cancelled).
+    fn finished(&self) -> bool {
+        self.heap.is_empty()
+            && self.in_flight == 0
+            && (self.stats.cancelled
+                || (self.builder_dry && self.builder_taken_in == self.handed_to_builder))
+    }
+
+    /// What the builder built: into the heap.
+    fn absorb(&mut self, b: Built) {
+        self.builder_taken_in = b.taken_in;
+        self.builder_dry = b.dry;
+        if self.stats.cancelled {
+            self.stats.not_sent += (b.scheduled.len() + b.follow_ups.len()) as u64;
+            return;
+        }
+        self.scheduled_waiting += b.scheduled.len();
+        for s in b.scheduled {
+            self.heap.push(Pending(s, true));
+        }
+        for s in b.follow_ups {
+            self.heap.push(Pending(s, false));
+        }
     }
 
     fn stop_on_cancel(&mut self) {
         self.stats.cancelled = true;
-        self.stats.not_sent += self.heap.len() as u64 + u64::from(self.lookahead.is_some());
+        self.stats.not_sent += self.heap.len() as u64;
         self.heap.clear();
-        self.lookahead = None;
     }
 
     /// Hands the finished records to the collector. Records are held back for up to
@@ -255,34 +288,26 @@ impl Scheduler<'_> {
         }
     }
 
+    /// Tells the builder how many scheduled requests went out, in batches (a message per
+    /// request would wake its thread once per request), and at once when the heap runs low.
+    fn report_sent(&mut self) {
+        let low = self.scheduled_waiting < AHEAD / 2;
+        if self.sent_unreported >= AHEAD / 8 || (low && self.sent_unreported > 0) {
+            let _ = self.to_builder.send(ToBuilder::Sent(self.sent_unreported));
+            self.sent_unreported = 0;
+        }
+    }
+
     /// Spawns every request due by `now_s`, earliest first, until the in-flight cap.
     fn send_due(&mut self, now_s: f64) {
-        loop {
-            let take_lookahead = match (&self.lookahead, self.heap.peek()) {
-                (Some(a), Some(b)) => a.due_s <= b.0.due_s,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            let due = if take_lookahead {
-                self.lookahead.as_ref().map(|s| s.due_s)
-            } else {
-                self.heap.peek().map(|p| p.0.due_s)
-            };
-            if due.is_some_and(|d| d > now_s) {
+        while self.next_due().is_some_and(|d| d <= now_s) && self.can_send() {
+            let Some(Pending(spec, scheduled)) = self.heap.pop() else {
                 break;
-            }
-            if !self.can_send() {
-                break;
-            }
-            let spec = if take_lookahead {
-                let s = self.lookahead.take();
-                self.lookahead = self.workload.next_scheduled();
-                s
-            } else {
-                self.heap.pop().map(|p| p.0)
             };
-            let Some(spec) = spec else { break };
+            if scheduled {
+                self.scheduled_waiting -= 1;
+                self.sent_unreported += 1;
+            }
             let thread = (!self.send_threads.is_empty()).then(|| {
                 self.next_send_thread = (self.next_send_thread + 1) % self.send_threads.len();
                 &self.send_threads[self.next_send_thread]
@@ -303,25 +328,28 @@ impl Scheduler<'_> {
             self.stats.sent += 1;
             self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight);
         }
+        self.report_sent();
     }
 
-    /// A request came back: hand it to the workload (follow-up turns) and to the collector.
+    /// A request came back: hand it to the builder (follow-up turns) and to the collector.
     fn complete(&mut self, done: Completed) {
         self.in_flight -= 1;
         self.stats.finished += 1;
         if !done.record.ok() {
             self.failed += 1;
         }
+        let record = done.record.clone();
         if !self.stats.cancelled {
             let now_s = self.epoch.elapsed().as_secs_f64();
-            for s in self.workload.on_complete(&done, now_s) {
-                self.heap.push(Pending(s));
-            }
-            if self.lookahead.is_none() {
-                self.lookahead = self.workload.next_scheduled();
+            if self
+                .to_builder
+                .send(ToBuilder::Done(Box::new(done), now_s))
+                .is_ok()
+            {
+                self.handed_to_builder += 1;
             }
         }
-        self.unsent_records.push(done.record);
+        self.unsent_records.push(record);
         self.unsent_since
             .get_or_insert_with(std::time::Instant::now);
         if self.unsent_records.len() >= MAX_UNSENT_RECORDS {
@@ -330,41 +358,45 @@ impl Scheduler<'_> {
     }
 }
 
+/// What [`run`] hands back: what the runner observed, and the workload (for its window and
+/// its counters).
+pub struct Finished {
+    /// What the runner observed.
+    pub stats: RunStats,
+    /// The workload, as the run left it.
+    pub workload: Box<dyn Workload>,
+}
+
 /// Run a workload to completion (or cancellation). Every finished request's record is sent on
-/// `records`; the returned stats summarise the schedule. `epoch` is the run's time zero.
+/// `records`, its times in seconds since the run's start: when the first requests are built.
 pub async fn run(
-    workload: &mut dyn Workload,
+    workload: Box<dyn Workload>,
     client: &Client,
-    epoch: Instant,
     cancel: &CancellationToken,
     records: mpsc::UnboundedSender<RequestRecord>,
-) -> RunStats {
-    run_with(
-        workload,
-        client,
-        epoch,
-        cancel,
-        records,
-        default_send_threads(),
-    )
-    .await
+) -> Finished {
+    run_with(workload, client, cancel, records, default_send_threads()).await
 }
 
 /// [`run`] with `send_threads` send threads.
 async fn run_with(
-    workload: &mut dyn Workload,
+    workload: Box<dyn Workload>,
     client: &Client,
-    epoch: Instant,
     cancel: &CancellationToken,
     records: mpsc::UnboundedSender<RequestRecord>,
     send_threads: usize,
-) -> RunStats {
+) -> Finished {
+    let max_in_flight = workload.max_in_flight();
+    let (to_builder, builder_rx) = std_mpsc::channel::<ToBuilder>();
+    let (built_tx, mut built_rx) = mpsc::unbounded_channel::<Built>();
+    let builder = std::thread::Builder::new()
+        .name("lmbench-build".into())
+        .spawn(move || builder::run(workload, builder_rx, built_tx))
+        .expect("the request builder thread starts");
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completed>();
-    let lookahead = workload.next_scheduled();
     let mut s = Scheduler {
-        workload,
         client,
-        epoch,
+        epoch: Instant::now(),
         cancel,
         records,
         unsent_records: Vec::new(),
@@ -372,13 +404,26 @@ async fn run_with(
         send_threads: SendThread::start_many(client, send_threads),
         next_send_thread: 0,
         done_tx,
+        to_builder,
+        handed_to_builder: 0,
+        builder_taken_in: 0,
+        builder_dry: false,
+        sent_unreported: 0,
+        scheduled_waiting: 0,
+        max_in_flight,
         heap: BinaryHeap::new(),
-        lookahead,
         in_flight: 0,
         failed: 0,
         stats: RunStats::default(),
     };
+    // The clock starts once the first requests are built: the ones due at 0 leave at 0.
+    if let Some(first) = built_rx.recv().await {
+        s.absorb(first);
+    }
+    s.epoch = Instant::now();
+    let epoch = s.epoch;
     let precise = own_thread();
+    let mut builder_gone = false;
     let mut next_progress = Instant::now() + PROGRESS_EVERY;
     loop {
         if cancel.is_cancelled() && !s.stats.cancelled {
@@ -389,6 +434,9 @@ async fn run_with(
                 Ok(done) => s.complete(done),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
+        }
+        while let Ok(b) = built_rx.try_recv() {
+            s.absorb(b);
         }
         s.flush_records_if_due();
         if Instant::now() >= next_progress {
@@ -402,12 +450,11 @@ async fn run_with(
                 s.failed
             );
         }
-
-        let next_due = s.next_due();
-        if next_due.is_none() && s.in_flight == 0 {
+        if s.finished() {
             s.flush_records();
             break;
         }
+        let next_due = s.next_due();
         // At the in-flight cap only a completion can make progress.
         let can_send = s.can_send();
         let now_s = epoch.elapsed().as_secs_f64();
@@ -419,7 +466,7 @@ async fn run_with(
         let until_due = next_due
             .filter(|_| can_send)
             .map(|d| Duration::from_secs_f64((d - now_s).max(0.0)));
-        if precise && done_rx.is_empty() && !cancel.is_cancelled() {
+        if precise && done_rx.is_empty() && built_rx.is_empty() && !cancel.is_cancelled() {
             if let Some(wait) = until_due.filter(|w| *w <= PRECISE_WINDOW) {
                 std::thread::sleep(wait.min(PRECISE_SLICE));
                 continue;
@@ -442,11 +489,28 @@ async fn run_with(
             biased;
             _ = cancel.cancelled(), if !s.stats.cancelled => s.stop_on_cancel(),
             Some(done) = done_rx.recv() => s.complete(done),
+            b = built_rx.recv(), if !builder_gone => match b {
+                Some(b) => s.absorb(b),
+                // The builder stopped (it panicked): nothing more will be built.
+                None => {
+                    builder_gone = true;
+                    s.builder_dry = true;
+                    s.builder_taken_in = s.handed_to_builder;
+                }
+            },
             _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
         }
     }
     s.stats.elapsed_s = epoch.elapsed().as_secs_f64();
-    s.stats
+    let _ = s.to_builder.send(ToBuilder::Stop);
+    let workload = tokio::task::spawn_blocking(move || builder.join())
+        .await
+        .expect("joining the request builder")
+        .expect("the request builder does not panic");
+    Finished {
+        stats: s.stats,
+        workload,
+    }
 }
 
 #[cfg(test)]
@@ -501,6 +565,10 @@ mod tests {
         fn window(&self) -> Option<(f64, f64)> {
             None
         }
+
+        fn stats(&self) -> serde_json::Value {
+            serde_json::json!({"follow_ups": self.follow_ups})
+        }
     }
 
     /// Requests dealt to several send threads (each with its own connection pool) all complete,
@@ -526,7 +594,7 @@ mod tests {
         })
         .unwrap();
         for threads in [1, 3] {
-            let mut wl = Paced {
+            let wl = Paced {
                 n: 60,
                 gap_s: 0.004,
                 next: 0,
@@ -534,12 +602,13 @@ mod tests {
             };
             let (tx, mut rx) = mpsc::unbounded_channel();
             let cancel = CancellationToken::new();
-            let stats = run_with(&mut wl, &client, Instant::now(), &cancel, tx, threads).await;
+            let done = run_with(Box::new(wl), &client, &cancel, tx, threads).await;
+            let stats = done.stats;
             let mut records = Vec::new();
             while let Some(r) = rx.recv().await {
                 records.push(r);
             }
-            assert_eq!(wl.follow_ups, 30);
+            assert_eq!(done.workload.stats()["follow_ups"], 30);
             assert_eq!((stats.sent, stats.finished), (90, 90), "{threads} threads");
             assert!(!stats.cancelled);
             let mut ids: Vec<u64> = records.iter().map(|r| r.id).collect();

@@ -194,15 +194,14 @@ fn the_runner_keeps_due_times_while_the_server_is_slow() {
             ca_cert: None,
         })
         .unwrap();
-        let mut wl = Evenly {
+        let wl = Evenly {
             n: 40,
             qps: 20.0,
             next: 0,
         };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let cancel = tokio_util::sync::CancellationToken::new();
-        let epoch = tokio::time::Instant::now();
-        let stats = runner::run(&mut wl, &client, epoch, &cancel, tx).await;
+        let stats = runner::run(Box::new(wl), &client, &cancel, tx).await.stats;
         let mut recs = Vec::new();
         while let Some(r) = rx.recv().await {
             recs.push(r);

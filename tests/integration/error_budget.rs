@@ -109,7 +109,7 @@ fn measure(streams: u64, warmup_s: f64, measured_s: f64) -> Measured {
     })
     .unwrap();
     let request_s = (TTFT_MS + ITL_MS * f64::from(TOKENS - 1)) / 1e3;
-    let mut wl = Streams {
+    let wl = Streams {
         streams,
         stagger_s: request_s / streams as f64,
         warmup_s,
@@ -130,8 +130,7 @@ fn measure(streams: u64, warmup_s: f64, measured_s: f64) -> Measured {
             (agg, records)
         });
         let cancel = tokio_util::sync::CancellationToken::new();
-        let epoch = tokio::time::Instant::now();
-        runner::run(&mut wl, &client, epoch, &cancel, tx).await;
+        runner::run(Box::new(wl), &client, &cancel, tx).await;
         let (agg, records) = collector.await.unwrap();
         let summary = agg.finish(&SummaryContext {
             target_qps: None,
