@@ -67,6 +67,15 @@ struct Panel {
     value: fn(&RunResult) -> Option<f64>,
 }
 
+/// The ITL panel of a group whose results have no per-chunk ITL at all (result files written
+/// by LMBench itself): its own `itl_ms`, labelled for what it is. Never mixed with the per-chunk
+/// figure in one panel, since the two measure different things.
+const LMBENCH_ITL_PANEL: Panel = Panel {
+    title: "LMBench's itl_ms, mean: (end − send) ÷ tokens, TTFT included",
+    y_desc: "itl_ms (ms)",
+    value: |r| r.stat("itl_ms", "mean"),
+};
+
 const PANELS: [Panel; 4] = [
     Panel {
         title: "Time to first token (TTFT), mean",
@@ -76,10 +85,7 @@ const PANELS: [Panel; 4] = [
     Panel {
         title: "Inter-token latency (ITL), mean gap between chunks",
         y_desc: "ITL (ms)",
-        value: |r| {
-            r.stat("inter_token_latency_ms", "mean")
-                .or_else(|| r.stat("itl_ms", "mean"))
-        },
+        value: |r| r.stat("inter_token_latency_ms", "mean"),
     },
     Panel {
         title: "Time per output token (TPOT), mean",
@@ -92,6 +98,21 @@ const PANELS: [Panel; 4] = [
         value: |r| r.field("output_token_throughput_tok_per_s"),
     },
 ];
+
+/// The panels of `group`: the ITL panel shows the gap between chunks, or, when no result of the
+/// group has it, LMBench's own `itl_ms` under its own label.
+fn panels_for(group: &WorkloadGroup) -> [&'static Panel; 4] {
+    let per_chunk = group
+        .runs
+        .iter()
+        .any(|r| r.stat("inter_token_latency_ms", "mean").is_some());
+    let itl = if per_chunk {
+        &PANELS[1]
+    } else {
+        &LMBENCH_ITL_PANEL
+    };
+    [&PANELS[0], itl, &PANELS[2], &PANELS[3]]
+}
 
 /// A series' points for one panel: connected (x, y) with a QPS, and unconnected ones at 0.
 struct Points {
@@ -197,7 +218,7 @@ fn draw<DB: DrawingBackend>(
         .map(|&i| group.runs[i].qps().unwrap_or(0.0))
         .collect();
     let x = x_range(&xs);
-    for (area, panel) in panels.iter().zip(PANELS.iter()) {
+    for (area, panel) in panels.iter().zip(panels_for(group)) {
         draw_panel(area, group, panel, x, &x_desc, family)?;
     }
     Ok(())
@@ -426,7 +447,57 @@ fn tick(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{tick, x_range};
+    use super::{panels_for, points, tick, x_range};
+    use crate::report::load::{from_value, group};
+
+    /// A result with `itl_ms` (LMBench's, always present) and, when `per_chunk`, lmbench's
+    /// gap between chunks.
+    fn result(key: &str, qps: f64, per_chunk: bool) -> crate::report::load::RunResult {
+        let lat = |m: f64| serde_json::json!({"mean": m, "median": m, "p99": m});
+        let mut results = serde_json::json!({
+            "successful_requests": 4, "ttft_ms": lat(50.0), "tpot_ms": lat(8.0),
+            "itl_ms": lat(40.0), "output_token_throughput_tok_per_s": 10.0,
+        });
+        if per_chunk {
+            results["inter_token_latency_ms"] = lat(8.5);
+        }
+        let v = serde_json::json!({
+            "name": "s", "timestamp": "20261207-1200", "results": results,
+            "infra": {}, "serving": {}, "workload": {"WORKLOAD": "synthetic", "QPS": qps},
+        });
+        let name = format!("{key}_synthetic_{qps}_20261207-1200.json");
+        from_value(
+            std::path::Path::new(&name),
+            &v,
+            std::time::SystemTime::UNIX_EPOCH,
+        )
+        .unwrap()
+    }
+
+    /// The ITL panel never passes LMBench's `itl_ms` (TTFT included) off as the gap between
+    /// chunks: results without the per-chunk figure get a panel labelled for `itl_ms`, and in
+    /// a group that has the per-chunk figure a result without it is left out of the panel.
+    #[test]
+    fn the_itl_panel_says_which_itl_it_draws() {
+        let lmbench_only = group(&[result("a", 1.0, false), result("a", 2.0, false)], &[]);
+        let p = panels_for(&lmbench_only[0])[1];
+        assert!(
+            p.title.contains("itl_ms") && p.title.contains("TTFT included"),
+            "{}",
+            p.title
+        );
+        assert_eq!(points(&lmbench_only[0], 0, p.value).line.len(), 2);
+
+        let mixed = group(&[result("a", 1.0, true), result("a", 2.0, false)], &[]);
+        let p = panels_for(&mixed[0])[1];
+        assert!(p.title.contains("gap between chunks"), "{}", p.title);
+        let drawn = points(&mixed[0], 0, p.value).line;
+        assert_eq!(
+            drawn,
+            vec![(1.0, 8.5)],
+            "the itl_ms-only result is not drawn as a gap"
+        );
+    }
 
     #[test]
     fn x_ranges() {
