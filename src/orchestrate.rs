@@ -475,46 +475,48 @@ async fn run_against_existing(
     let model = opts.model_url.clone().unwrap_or_default();
     let key = opts.key.clone().unwrap_or_default();
     let endpoint = Endpoint::local(opts.port, openai_api_key());
-    let client = match client_for(
-        &endpoint,
-        &model,
-        opts.api_type,
-        opts.request_timeout,
-        serde_json::Map::new(),
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: cannot build the HTTP client: {e}");
-            return Vec::new();
-        }
-    };
     let mut outcomes = Vec::new();
-    // The first baseline's runs of each suite stand for the suite's workloads.
-    let mut firsts: Vec<&PlannedRun> = Vec::new();
+    let mut pos = 0u64;
+    // The first baseline of each suite stands for the suite: its runs, and its request settings
+    // (`extraBody`, `cacheReset`), which shape what is measured.
     for name in plan.suites() {
-        if let Some(b) = plan.baselines.iter().find(|b| b.suite == name) {
-            firsts.extend(b.runs.iter());
+        let Some(first) = plan.baselines.iter().find(|b| b.suite == name) else {
+            continue;
+        };
+        let client = match client_for(
+            &endpoint,
+            &model,
+            opts.api_type,
+            opts.request_timeout,
+            first.baseline.extra_body.clone(),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: cannot build the HTTP client: {e}");
+                return outcomes;
+            }
+        };
+        for run in &first.runs {
+            if cancel.is_cancelled() {
+                return outcomes;
+            }
+            let mut run = run.clone();
+            run.baseline_key = key.clone();
+            run.baseline_type = "existing-endpoint";
+            let remaining = remaining_after(plan, run.index);
+            let o = run_point(
+                &run,
+                &client,
+                Serving::default(),
+                pos,
+                suite,
+                remaining,
+                cancel,
+            )
+            .await;
+            pos += 1;
+            outcomes.push(o);
         }
-    }
-    for (pos, run) in firsts.into_iter().enumerate() {
-        if cancel.is_cancelled() {
-            break;
-        }
-        let mut run = run.clone();
-        run.baseline_key = key.clone();
-        run.baseline_type = "existing-endpoint";
-        let remaining = remaining_after(plan, run.index);
-        let o = run_point(
-            &run,
-            &client,
-            Serving::default(),
-            pos as u64,
-            suite,
-            remaining,
-            cancel,
-        )
-        .await;
-        outcomes.push(o);
     }
     outcomes
 }
