@@ -12,13 +12,15 @@
 //!   ([`record::RequestSpec`]s), and the open-loop [`workload::runner`].
 //! - [`client`]: OpenAI-compatible streaming client; one [`record::RequestRecord`] per request.
 //! - [`point`]: one planned run carried out, from request stream to result file.
-//! - [`measure`]: records → summary statistics; [`results`]: the typed result file.
+//! - [`measure`]: records → summary statistics; [`cache`]: the engine's cache state at each
+//!   point (reset between points, recorded); [`results`]: the typed result file.
 //! - [`report`]: comparison JSON/PNG per suite and `report.html`; [`upload`]: to a dashboard.
 //! - [`orchestrate`]: the suite loop of `lmbench run`; [`commands`]: every subcommand;
 //!   [`cli`]: the command line; [`exit`], [`signals`], [`files`], [`progress`]: shared leaves.
 //! - [`sim`]: the built-in simulated OpenAI-compatible engine.
 
 pub mod baseline;
+pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod commands;

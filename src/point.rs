@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::CacheState;
 use crate::client::Client;
 use crate::measure::{Aggregator, Summary, SummaryContext};
 use crate::plan::PlannedRun;
@@ -128,6 +129,9 @@ pub struct RunFacts {
     pub stats: RunStats,
     /// The workload's own counters.
     pub workload_stats: Value,
+    /// The engine's cache state at the point's start (`None` where no engine was asked, as in
+    /// the golden-file test).
+    pub cache_state: Option<CacheState>,
 }
 
 /// The result file of `run`: the summary, the workload type's own fields and judgements, its
@@ -148,6 +152,18 @@ pub fn result_file(
         workload: &mut workload,
         stats: &facts.workload_stats,
     });
+    if let Some(cache) = &facts.cache_state {
+        let warnings = cache.warnings();
+        if !warnings.is_empty() {
+            if let Some(Value::Array(w)) = results.get_mut("warnings") {
+                w.extend(warnings.into_iter().map(Value::String));
+            }
+        }
+        results.insert(
+            "cache_state".into(),
+            serde_json::to_value(cache).unwrap_or(Value::Null),
+        );
+    }
     let sweep = Map::from_iter([(
         run.point.sweep.key.to_string(),
         run.point.sweep.value.map_or(Value::Null, |v| v.to_json()),
@@ -233,6 +249,27 @@ pub async fn run_point(
             return RunOutcome::failed(run, msg);
         }
     };
+    // The cache state the point starts from: a reset through the engine's own interface if
+    // the baseline asks for one (a failure is recorded and warned about, never fatal).
+    let reset = match run.baseline.cache_reset {
+        Some(via) => {
+            let cfg = client.config();
+            let r = crate::cache::reset(
+                via,
+                &cfg.base_url,
+                cfg.api_key.as_deref(),
+                cfg.ca_cert.as_deref(),
+            )
+            .await;
+            if r.ok {
+                tracing::info!("{label}: prefix cache reset ({})", r.detail);
+            } else {
+                tracing::warn!("{label}: prefix cache reset failed: {}", r.detail);
+            }
+            Some(r)
+        }
+        None => None,
+    };
     tracing::info!("{label}: started");
     let counters = Arc::new(crate::progress::RunProgress::default());
     let _display = crate::progress::Display::start(
@@ -281,9 +318,11 @@ pub async fn run_point(
         Err(e) => return RunOutcome::failed(run, format!("collector task failed: {e}")),
     };
     let window = wl.window();
+    let first = agg.first_sent();
     let summary = agg.finish(&SummaryContext {
         target_qps: run.point.target_qps(),
         run_duration_s: window.map(|(a, b)| b - a),
+        api,
     });
     let facts = RunFacts {
         window,
@@ -295,6 +334,12 @@ pub async fn run_point(
         tokenizer: prompt.tokenizer_name().to_string(),
         stats,
         workload_stats: wl.stats(),
+        cache_state: Some(CacheState::new(
+            run.item.spec.prompt_reuse(),
+            reset,
+            summary.total_cached_tokens,
+            first.as_ref(),
+        )),
     };
     let result = result_file(run, &head, &summary, &facts);
     let path = match writer.finish(&result) {

@@ -71,12 +71,20 @@ pub struct RequestSpec {
     /// Seconds after the run's start at which the request is due (open loop: the runner sends it
     /// then, whatever earlier requests are doing).
     pub due_s: f64,
+    /// For a turn that waits for an earlier answer: when it would have been due had every
+    /// earlier answer of its conversation come in time (its slot in the workload's schedule).
+    /// `due_s` is later than the slot when the answer came late. `None`: the request waits for
+    /// nothing, its slot is `due_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_s: Option<f64>,
     /// The prompt.
     pub prompt: Prompt,
     /// `max_tokens` for the request.
     pub max_tokens: u32,
-    /// The client-side token count of the prompt content (tiktoken unless a tokenizer is
-    /// configured), kept next to the server's `usage.prompt_tokens`.
+    /// The client-side token count of the prompt as sent (tiktoken unless a tokenizer is
+    /// configured; see `PromptBuilder::prompt_tokens`): on the completions API the whole
+    /// rendered prompt, on the chat API the message contents (the server's chat template is not
+    /// counted). Kept next to the server's `usage.prompt_tokens`.
     pub client_prompt_tokens: u64,
     /// Warmup requests are sent and recorded but excluded from every metric.
     pub warmup: bool,
@@ -139,6 +147,9 @@ pub struct RequestRecord {
     pub warmup: bool,
     /// When it was due (seconds since run start).
     pub due_s: f64,
+    /// The spec's slot ([`RequestSpec::slot_s`]); `None`: the slot is `due_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_s: Option<f64>,
     /// When the client started sending it.
     pub sent_s: f64,
     /// When the first chunk carrying generated content arrived; `None` if none did.
@@ -168,6 +179,11 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
+    /// When the request was due had every earlier answer of its conversation come in time.
+    pub fn slot(&self) -> f64 {
+        self.slot_s.unwrap_or(self.due_s)
+    }
+
     /// True if the request completed without error.
     pub fn ok(&self) -> bool {
         self.error.is_none()

@@ -5,6 +5,7 @@
 //! cargo run --release --example loadgen -- error-budget   # TTFT/ITL error at 1, 100, 1000 streams
 //! cargo run --release --example loadgen -- max-rate       # rate sweep, highest sustained rate
 //! cargo run --release --example loadgen -- memory         # peak RSS recording 1,000,000 requests
+//! cargo run --release --example loadgen -- send-lag       # send lag per workload of the default suite
 //! ```
 //!
 //! Every mode drives the real path: `lmbench::workload::runner::run` with a
@@ -27,6 +28,8 @@
 
 // A benchmark program: its report is what it prints to stdout.
 #![allow(clippy::print_stdout)]
+
+mod send_lag;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -78,6 +81,8 @@ enum Mode {
     MaxRate(MaxRateArgs),
     /// Peak memory while recording many requests (records streamed to disk).
     Memory(MemoryArgs),
+    /// lmbench's own send lag (sent − due) on every point of real spec files.
+    SendLag(send_lag::SendLagArgs),
     /// Internal: serve the simulated engine in this process (started by the other modes).
     #[command(hide = true)]
     SimChild(SimChildArgs),
@@ -250,6 +255,7 @@ fn main() -> std::process::ExitCode {
         Mode::ErrorBudget(a) => error_budget(&a),
         Mode::MaxRate(a) => max_rate(&a),
         Mode::Memory(a) => memory(&a),
+        Mode::SendLag(a) => send_lag::send_lag(&a),
         Mode::SimChild(_) => unreachable!("handled above"),
     };
     match result {
@@ -625,6 +631,7 @@ impl Load {
             user_id: Some(id),
             round: 1,
             due_s,
+            slot_s: None,
             prompt: Prompt::Text(text),
             max_tokens: self.max_tokens,
             client_prompt_tokens: tokens,
@@ -789,6 +796,7 @@ fn drive(
         let summary = agg.finish(&SummaryContext {
             target_qps,
             run_duration_s: window.map(|(a, b)| b - a),
+            api: Default::default(),
         });
         anyhow::Ok((summary, stats, errors, writer, write_error))
     })?;

@@ -13,7 +13,7 @@
 //! baseline type is one new file plus one line there.
 
 /// Defines a baseline type's `Raw` struct: its own keys plus `modelURL`, `apiType`,
-/// `extraBody` and `hf_token`, every key an optional located value (so all problems are
+/// `extraBody`, `hf_token` and `cacheReset`, every key an optional located value (so all problems are
 /// reported together), unknown keys rejected. It serializes back (absent keys and `hf_token`
 /// left out) into the `serving.config` of a result: the baseline as the user wrote it.
 macro_rules! baseline_keys {
@@ -35,6 +35,10 @@ macro_rules! baseline_keys {
             /// Hugging Face token, normally the placeholder `<YOUR_HF_TOKEN>`. Never serialized.
             #[serde(rename = "hf_token", default, skip_serializing)]
             pub hf_token: $crate::config::O<String>,
+            /// Empty the engine's prefix cache before every point, through this interface
+            /// (`vllm`, `sglang`, `llamacpp`; lmbench addition).
+            #[serde(rename = "cacheReset", default, skip_serializing_if = "Option::is_none")]
+            pub cache_reset: $crate::config::O<$crate::cache::CacheReset>,
         }
 
         impl $crate::baseline::CommonKeys for $name {
@@ -49,6 +53,9 @@ macro_rules! baseline_keys {
             }
             fn hf_token(&self) -> &$crate::config::O<String> {
                 &self.hf_token
+            }
+            fn cache_reset(&self) -> &$crate::config::O<$crate::cache::CacheReset> {
+                &self.cache_reset
             }
         }
     };
@@ -227,6 +234,8 @@ pub struct Baseline {
     pub hf_token: Option<Secret>,
     /// `extraBody`: fields merged into every request body.
     pub extra_body: Map<String, Value>,
+    /// `cacheReset`: how to empty the engine's prefix cache before each point, if at all.
+    pub cache_reset: Option<crate::cache::CacheReset>,
     /// The baseline as written, without `hf_token` (the result files' `serving.config`).
     pub config_json: Value,
     /// The spec line where the baseline starts.
@@ -283,7 +292,7 @@ impl Baseline {
 }
 
 /// The keys every typed baseline has, checked: `modelURL`, `apiType`, `extraBody`,
-/// `hf_token`.
+/// `hf_token`, `cacheReset`.
 #[derive(Debug, Clone)]
 pub struct Common {
     /// `modelURL`.
@@ -294,6 +303,8 @@ pub struct Common {
     pub hf_token: Option<Secret>,
     /// `extraBody`.
     pub extra_body: Map<String, Value>,
+    /// `cacheReset`.
+    pub cache_reset: Option<crate::cache::CacheReset>,
 }
 
 /// What checking a baseline needs beyond the item itself.
@@ -317,7 +328,7 @@ pub trait RawBaseline: fmt::Debug + Send + Sync {
     ) -> Checked<Baseline>;
 }
 
-/// The four keys every typed baseline has, as serde fields.
+/// The keys every typed baseline has, as serde fields.
 pub trait CommonKeys: serde::Serialize {
     /// `modelURL`.
     fn model_url(&self) -> &O<String>;
@@ -327,6 +338,8 @@ pub trait CommonKeys: serde::Serialize {
     fn extra_body(&self) -> &O<Map<String, Value>>;
     /// `hf_token`.
     fn hf_token(&self) -> &O<String>;
+    /// `cacheReset`.
+    fn cache_reset(&self) -> &O<crate::cache::CacheReset>;
 }
 
 /// The selected file of a type with a [`Selection`]: required, and it must exist in the
@@ -365,6 +378,7 @@ pub fn check_common<R: CommonKeys>(
         api_type: api,
         hf_token: token?,
         extra_body: extra,
+        cache_reset: raw.cache_reset().as_ref().map(|r| r.value),
     })
 }
 
@@ -432,6 +446,7 @@ pub fn typed<R: CommonKeys>(
         api_type: common.api_type,
         hf_token: common.hf_token,
         extra_body: common.extra_body,
+        cache_reset: common.cache_reset,
         config_json: serde_json::to_value(raw).unwrap_or(Value::Null),
         line: crate::config::check::line_of(&c.at()).0,
         kind: Arc::new(kind),

@@ -7,6 +7,7 @@ use super::{
     Baseline, BaselineKind, BaselineType, CheckEnv, Hosting, KeyRule, LaunchContext, RawBaseline,
     LOCAL,
 };
+use crate::cache::CacheReset;
 use crate::config::{Checked, Invalid, Item};
 use crate::deploy::Launch;
 use crate::record::ApiType;
@@ -78,6 +79,21 @@ impl RawBaseline for Raw {
                 Map::new()
             }
         };
+        let cache_reset = match params.remove("cacheReset") {
+            None => None,
+            Some(v) => match serde_json::from_value::<CacheReset>(v.clone()) {
+                Ok(r) => Some(r),
+                Err(_) => {
+                    ok = false;
+                    c.push(
+                        None,
+                        "cacheReset",
+                        format!("expected `vllm`, `sglang` or `llamacpp`, got {v}"),
+                    );
+                    None
+                }
+            },
+        };
         let name = match params.remove("name") {
             None => None,
             Some(Value::String(s)) => Some(s),
@@ -125,6 +141,7 @@ impl RawBaseline for Raw {
             api_type: api,
             hf_token: None,
             extra_body,
+            cache_reset,
             config_json: Value::Object(written),
             line: crate::config::check::line_of(&c.at()).0,
             kind: Arc::new(Simulated { name, params }),

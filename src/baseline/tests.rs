@@ -12,6 +12,7 @@ fn baseline(ty: &'static BaselineType, selection: &str, kind: Arc<dyn BaselineKi
         api_type: ApiType::Completions,
         hf_token: None,
         extra_body: Map::new(),
+        cache_reset: None,
         config_json: Value::Null,
         line: None,
         kind,

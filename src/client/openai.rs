@@ -351,6 +351,7 @@ impl Exchange {
                 round: spec.round,
                 warmup: spec.warmup,
                 due_s: spec.due_s,
+                slot_s: spec.slot_s,
                 sent_s: now,
                 first_token_s: None,
                 end_s: now,

@@ -149,7 +149,7 @@ async fn probe(
 }
 
 /// An error and its sources on one line; reqwest's own message hides the cause.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -24,7 +24,7 @@ pub use summary::{
     TokenSource, NO_SUCCESS_ERROR,
 };
 
-use crate::record::{ErrorKind, RequestRecord};
+use crate::record::{ApiType, ErrorKind, RequestRecord};
 
 /// What the summary needs to know about the run beyond its records.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -33,15 +33,28 @@ pub struct SummaryContext {
     pub target_qps: Option<f64>,
     /// The configured send window in seconds, if any.
     pub run_duration_s: Option<f64>,
+    /// The endpoint the requests went to: on the chat API the client counts message contents
+    /// only, which the server's count (chat template included) cannot be compared with.
+    pub api: ApiType,
 }
 
-/// Achieved rate below this fraction of the target sets [`Summary::qps_shortfall`].
+/// Achieved rate below this fraction of the rate of the requests' slots (what the workload's
+/// schedule intended) sets [`Summary::qps_shortfall`].
 pub const QPS_SHORTFALL_RATIO: f64 = 0.95;
 
 /// A p99 send lag above this many ms adds a warning: the client did not send on schedule.
 const SEND_LAG_WARN_MS: f64 = 100.0;
 
-/// A mean client/server token-count difference above this percentage adds a warning.
+/// What the client's prompt count covers on the completions API: the same text the server
+/// tokenizes, so the two counts differ only by tokenizer.
+const PROMPT_RENDERED: &str = "the rendered prompt (role labels included)";
+/// On the chat API: the message contents only; the server's count adds its chat template.
+const PROMPT_CONTENTS: &str = "message contents only; the server's count adds its chat template";
+/// What the client's completion count is.
+const COMPLETION_CLIENT: &str = "content chunks received";
+
+/// A mean client/server token-count difference above this percentage adds a warning (only
+/// where the two counts cover the same text).
 const TOKEN_DIFF_WARN_PCT: f64 = 5.0;
 
 const MS: f64 = 1000.0;
@@ -77,14 +90,28 @@ impl TokenCmp {
         self.n += 1;
     }
 
-    fn finish(&self) -> TokenComparison {
+    fn finish(&self, (client_counts, comparable): (&'static str, bool)) -> TokenComparison {
         TokenComparison {
+            client_counts,
+            comparable,
             client_total: self.client_total,
             server_total: self.server_total,
             mean_abs_diff_pct: (self.n > 0).then(|| self.abs_pct_sum / self.n as f64),
             requests_compared: self.n,
         }
     }
+}
+
+/// The earliest-sent request of a run (warmup included): what the run found in the engine's
+/// cache from before it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FirstSent {
+    /// When it was sent (seconds since the run's start).
+    pub sent_s: f64,
+    /// Its prompt tokens (the server's count when reported).
+    pub prompt_tokens: u64,
+    /// The cached tokens the server reported for it, if it reported any.
+    pub cached_tokens: Option<u64>,
 }
 
 /// Streaming accumulator of request records; see the module docs for what it keeps.
@@ -98,7 +125,7 @@ pub struct Aggregator {
     ok_sent: Span,
     ok_end: Span,
     all_sent: Span,
-    all_due: Span,
+    all_slot: Span,
 
     input_tokens: u64,
     generated_tokens: u64,
@@ -116,8 +143,11 @@ pub struct Aggregator {
     e2e: Vec<f64>,
     ttft_due: Vec<f64>,
     e2e_due: Vec<f64>,
+    ttft_slot: Vec<f64>,
+    e2e_slot: Vec<f64>,
     send_lag: Vec<f64>,
     gaps: GapHistogram,
+    first_sent: Option<FirstSent>,
 }
 
 impl Aggregator {
@@ -128,13 +158,20 @@ impl Aggregator {
 
     /// Adds one record (any order).
     pub fn add(&mut self, rec: &RequestRecord) {
+        if rec.ok() && self.first_sent.is_none_or(|f| rec.sent_s < f.sent_s) {
+            self.first_sent = Some(FirstSent {
+                sent_s: rec.sent_s,
+                prompt_tokens: rec.prompt_tokens_best(),
+                cached_tokens: rec.cached_tokens,
+            });
+        }
         if rec.warmup {
             self.warmup += 1;
             return;
         }
         self.total += 1;
         self.all_sent.add(rec.sent_s);
-        self.all_due.add(rec.due_s);
+        self.all_slot.add(rec.slot());
         self.send_lag.push((rec.sent_s - rec.due_s) * MS);
 
         if let Some(err) = &rec.error {
@@ -166,9 +203,11 @@ impl Aggregator {
 
         self.e2e.push((rec.end_s - rec.sent_s) * MS);
         self.e2e_due.push((rec.end_s - rec.due_s) * MS);
+        self.e2e_slot.push((rec.end_s - rec.slot()) * MS);
         if let Some(first) = rec.first_token_s {
             self.ttft.push((first - rec.sent_s) * MS);
             self.ttft_due.push((first - rec.due_s) * MS);
+            self.ttft_slot.push((first - rec.slot()) * MS);
             if completion >= 2 {
                 let per_token = (rec.end_s - first) / (completion - 1) as f64;
                 self.tpot.push(per_token.max(0.0) * MS);
@@ -186,6 +225,11 @@ impl Aggregator {
     /// Non-warmup records added so far.
     pub fn total_requests(&self) -> u64 {
         self.total
+    }
+
+    /// The earliest-sent successful request so far, warmup included.
+    pub fn first_sent(&self) -> Option<FirstSent> {
+        self.first_sent
     }
 
     /// Successful non-warmup records added so far.
@@ -234,16 +278,27 @@ impl Aggregator {
 
         let send_window_s = window(self.total, self.all_sent).or(configured);
         let achieved_qps = send_window_s.map(|w| self.total as f64 / w);
-        let scheduled_qps = window(self.total, self.all_due)
+        // What the workload's schedule intended: the rate of the requests' slots (their due
+        // times, or for a turn held back by a late answer the time it would have been due).
+        let scheduled_qps = window(self.total, self.all_slot)
             .or(configured)
             .map(|w| self.total as f64 / w);
-        let qps_shortfall =
-            matches!((achieved_qps, target), (Some(a), Some(t)) if a / t < QPS_SHORTFALL_RATIO);
+        // One rule for every workload: the client sent slower than the schedule intended.
+        // Comparing with the schedule, not the target, keeps a random schedule's own deviation
+        // from its target (by chance) out of it, and catches held-back turns of multi-turn
+        // workloads, which slow the sending down while their slots keep the intended rate.
+        let qps_shortfall = matches!(
+            (achieved_qps, scheduled_qps),
+            (Some(a), Some(s)) if a / s < QPS_SHORTFALL_RATIO
+        );
 
         let send_lag_ms = Stats::from_samples(&mut self.send_lag);
         let token_disagreement = TokenDisagreement {
-            prompt: self.prompt_cmp.finish(),
-            completion: self.completion_cmp.finish(),
+            prompt: self.prompt_cmp.finish(match ctx.api {
+                ApiType::Completions => (PROMPT_RENDERED, true),
+                ApiType::Chat => (PROMPT_CONTENTS, false),
+            }),
+            completion: self.completion_cmp.finish((COMPLETION_CLIENT, true)),
         };
         let token_source = TokenSource {
             prompt: CountSource::classify(self.server_prompt_counts, self.successful),
@@ -267,20 +322,20 @@ impl Aggregator {
             ));
         }
         if qps_shortfall {
-            if let (Some(a), Some(t)) = (achieved_qps, target) {
-                let offered = scheduled_qps.map_or(String::new(), |s| {
-                    format!("; the arrival schedule itself offered {s:.3} req/s")
-                });
+            if let (Some(a), Some(sched)) = (achieved_qps, scheduled_qps) {
+                let target =
+                    target.map_or(String::new(), |t| format!("; the target was {t} req/s"));
                 warnings.push(format!(
-                    "achieved {a:.3} req/s is {:.1}% of the target {t} req/s{offered}",
-                    a / t * 100.0
+                    "achieved {a:.3} req/s is {:.1}% of the {sched:.3} req/s the schedule intended \
+                     (the rate of the requests' slots){target}",
+                    a / sched * 100.0
                 ));
             }
         }
         if let Some(p99) = send_lag_ms.p99.filter(|p| *p > SEND_LAG_WARN_MS) {
             warnings.push(format!(
                 "p99 send lag is {p99:.1} ms: requests left later than scheduled; \
-                 ttft_from_due_ms and e2e_from_due_ms include that delay"
+                 the *_from_due_ms and *_from_slot_ms figures include that delay"
             ));
         }
         for (what, source) in [
@@ -301,9 +356,14 @@ impl Aggregator {
             ("prompt", &token_disagreement.prompt),
             ("completion", &token_disagreement.completion),
         ] {
+            if !cmp.comparable {
+                continue;
+            }
             if let Some(pct) = cmp.mean_abs_diff_pct.filter(|p| *p > TOKEN_DIFF_WARN_PCT) {
                 warnings.push(format!(
-                    "client and server {what} token counts differ by {pct:.1}% on average"
+                    "client and server {what} token counts differ by {pct:.1}% on average \
+                     (client: {})",
+                    cmp.client_counts
                 ));
             }
         }
@@ -324,6 +384,8 @@ impl Aggregator {
             inter_token_latency_ms: self.gaps.stats(),
             ttft_from_due_ms: Stats::from_samples(&mut self.ttft_due),
             e2e_from_due_ms: Stats::from_samples(&mut self.e2e_due),
+            ttft_from_slot_ms: Stats::from_samples(&mut self.ttft_slot),
+            e2e_from_slot_ms: Stats::from_samples(&mut self.e2e_slot),
             send_lag_ms,
             target_qps: target,
             achieved_qps,
@@ -381,29 +443,5 @@ fn failure_message(total: u64, by_cause: &BTreeMap<String, u64>) -> String {
         "No requests were recorded".to_string()
     } else {
         format!("All {total} requests failed ({})", failure_list(by_cause))
-    }
-}
-
-/// Re-judge `qps_shortfall` as `delivered` vs `reference` for a workload where the summary's
-/// achieved-vs-target is the wrong comparison (StrictSynthetic: only some users are measured;
-/// random arrival schedules: their own rate differs from the target by chance). The summary's
-/// shortfall warning is replaced accordingly; `what` says what was compared.
-pub fn rejudge_shortfall(
-    results: &mut serde_json::Map<String, serde_json::Value>,
-    delivered: f64,
-    reference: f64,
-    what: &str,
-) {
-    use serde_json::{json, Value};
-    let short = reference > 0.0 && delivered / reference < QPS_SHORTFALL_RATIO;
-    results.insert("qps_shortfall".into(), json!(short));
-    if let Some(Value::Array(w)) = results.get_mut("warnings") {
-        w.retain(|x| !x.as_str().is_some_and(|s| s.starts_with("achieved ")));
-        if short {
-            w.push(json!(format!(
-                "delivered {delivered:.3} req/s is {:.1}% of {reference:.3} req/s ({what})",
-                delivered / reference * 100.0
-            )));
-        }
     }
 }

@@ -96,6 +96,10 @@ pub struct TokenSource {
 /// Client versus server token counts over the requests that have both.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TokenComparison {
+    /// What the client's count covers.
+    pub client_counts: &'static str,
+    /// Whether the two counts cover the same text (a disagreement warning is given only then).
+    pub comparable: bool,
     /// Σ client counts over the compared requests.
     pub client_total: u64,
     /// Σ server counts over the compared requests.
@@ -109,7 +113,7 @@ pub struct TokenComparison {
 /// [`TokenComparison`] for prompts and completions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TokenDisagreement {
-    /// Prompt tokens: the workload's tokenizer count versus `usage.prompt_tokens`.
+    /// Prompt tokens: the client's count of the prompt as sent versus `usage.prompt_tokens`.
     pub prompt: TokenComparison,
     /// Completion tokens: content chunks counted versus `usage.completion_tokens`.
     pub completion: TokenComparison,
@@ -135,24 +139,35 @@ pub struct Summary {
     pub e2e_latency_ms: Stats,
     /// Gaps between consecutive content chunks, pooled over successful requests (vLLM's ITL).
     pub inter_token_latency_ms: ChunkItlStats,
-    /// `first_token − due`: TTFT including any delay in sending (coordinated-omission-free).
+    /// `first_token − due`: TTFT including any delay in sending (send lag). For a turn held
+    /// back by a late answer, `due` is when the answer arrived: see `ttft_from_slot_ms`.
     pub ttft_from_due_ms: Stats,
     /// `end − due`: E2E latency including any delay in sending.
     pub e2e_from_due_ms: Stats,
+    /// `first_token − slot`: TTFT from when the request would have been due had every earlier
+    /// answer of its conversation come in time. Includes the time a turn was held back by a
+    /// late answer and any send lag: the latency a user on the intended schedule would have
+    /// seen (free of coordinated omission). Equal to `ttft_from_due_ms` for requests that wait
+    /// for nothing.
+    pub ttft_from_slot_ms: Stats,
+    /// `end − slot`: E2E latency from the slot (see `ttft_from_slot_ms`).
+    pub e2e_from_slot_ms: Stats,
     /// `sent − due` over all non-warmup requests: how late the client sent.
     pub send_lag_ms: Stats,
     /// The configured request rate, if the workload has one.
     pub target_qps: Option<f64>,
     /// Non-warmup requests sent ÷ `send_window_s`.
     pub achieved_qps: Option<f64>,
-    /// The same rate computed from the due times: what the arrival schedule itself offered.
+    /// The same rate computed from the requests' slots (their due times, or for a turn held
+    /// back by a late answer when it would have been due): what the schedule intended.
     pub scheduled_qps: Option<f64>,
     /// `(last sent − first sent) · n/(n−1)` over the n non-warmup requests; the configured
     /// duration when fewer than two were sent.
     pub send_window_s: Option<f64>,
     /// The configured send window, if any.
     pub configured_duration_s: Option<f64>,
-    /// `achieved_qps / target_qps < 0.95`.
+    /// `achieved_qps / scheduled_qps < 0.95`: the client sent slower than the schedule
+    /// intended (a server too slow for a multi-turn schedule shows here).
     pub qps_shortfall: bool,
     /// Whether token counts came from the server or the client.
     pub token_source: TokenSource,

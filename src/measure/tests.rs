@@ -1,7 +1,7 @@
 //! Hand-computed summaries of small synthetic runs.
 
 use super::*;
-use crate::record::{ErrorKind, RequestError, RequestRecord};
+use crate::record::{ApiType, ErrorKind, RequestError, RequestRecord};
 use serde_json::Value;
 
 const EPS: f64 = 1e-9;
@@ -39,6 +39,7 @@ fn rec(
         round: 1,
         warmup: false,
         due_s: due,
+        slot_s: None,
         sent_s: sent,
         first_token_s: chunks.first().copied(),
         end_s: end,
@@ -90,6 +91,7 @@ fn ctx(target: Option<f64>) -> SummaryContext {
     SummaryContext {
         target_qps: target,
         run_duration_s: None,
+        api: Default::default(),
     }
 }
 
@@ -195,6 +197,8 @@ fn results_json_is_rounded_and_ordered() {
             "inter_token_latency_ms",
             "ttft_from_due_ms",
             "e2e_from_due_ms",
+            "ttft_from_slot_ms",
+            "e2e_from_slot_ms",
             "send_lag_ms",
             "target_qps",
             "achieved_qps",
@@ -414,7 +418,7 @@ fn achieved_qps_and_shortfall() {
     assert!(
         s.warnings
             .iter()
-            .any(|w| w.contains("80.0% of the target 2 req/s")),
+            .any(|w| w.contains("80.0% of the 2.000 req/s the schedule intended")),
         "{:?}",
         s.warnings
     );
@@ -425,9 +429,24 @@ fn achieved_qps_and_shortfall() {
     let s = summarize(&evenly_spaced(11, 2.0, |d| d / 0.96), &ctx(Some(2.0)));
     assert!(!s.qps_shortfall);
 
-    // No target: never a shortfall.
+    // No target (Agentic's case): the same rule, against the schedule.
     let s = summarize(&evenly_spaced(11, 2.0, |d| d * 3.0), &ctx(None));
+    assert!(s.qps_shortfall);
+
+    // A schedule that itself offers less than the target is sent on time: no shortfall.
+    let s = summarize(&evenly_spaced(11, 1.5, |d| d), &ctx(Some(2.0)));
+    assert_close!(s.scheduled_qps, 1.5);
     assert!(!s.qps_shortfall);
+
+    // Turns held back by slow answers: due times slip with the answers, slots keep the rate.
+    let mut held = evenly_spaced(11, 2.0, |d| d * 1.5);
+    for r in &mut held {
+        r.slot_s = Some(r.due_s);
+        r.due_s = r.sent_s;
+    }
+    let s = summarize(&held, &ctx(None));
+    assert_close!(s.scheduled_qps, 2.0);
+    assert!(s.qps_shortfall, "held-back turns are a shortfall");
 
     // One request: no span; the configured duration is the window when given.
     let one = evenly_spaced(1, 2.0, |d| d);
@@ -439,11 +458,13 @@ fn achieved_qps_and_shortfall() {
         &SummaryContext {
             target_qps: Some(2.0),
             run_duration_s: Some(4.0),
+            api: Default::default(),
         },
     );
     assert_close!(s.achieved_qps, 0.25);
     assert_eq!(s.configured_duration_s, Some(4.0));
-    assert!(s.qps_shortfall);
+    // The schedule's rate falls back to the same window: nothing to compare.
+    assert!(!s.qps_shortfall);
 }
 
 #[test]
@@ -496,4 +517,63 @@ fn streaming_order_does_not_matter() {
     assert_eq!(agg.total_requests(), 4);
     assert_eq!(agg.successful_requests(), 3);
     assert_eq!(agg.finish(&ctx(Some(1.0))), forward);
+}
+
+/// Latency from the slot: a turn held back by a late answer is due when the answer arrived,
+/// so `*_from_due_ms` leave the wait out and `*_from_slot_ms` include it; for a request that
+/// waited for nothing the two are equal.
+#[test]
+fn latency_from_the_slot_includes_the_time_a_turn_was_held_back() {
+    let on_time = rec(1, 1.0, 1.0, &[1.2, 1.3], 1.3, Some(10), Some(2));
+    let mut held = rec(2, 3.0, 3.0, &[3.2, 3.3], 3.3, Some(10), Some(2));
+    held.slot_s = Some(2.0);
+    let s = summarize(&[on_time, held], &ctx(None));
+    assert_close!(s.ttft_from_due_ms.max, 200.0);
+    assert_close!(s.ttft_from_slot_ms.max, 1200.0);
+    assert_close!(s.ttft_from_slot_ms.min, 200.0);
+    assert_close!(s.e2e_from_slot_ms.max, 1300.0);
+    assert_close!(s.e2e_from_due_ms.max, 300.0);
+}
+
+/// On the chat API the client counts message contents and the server adds its chat template:
+/// the comparison is labelled and never warned about; on the completions API it is.
+#[test]
+fn prompt_counts_are_compared_only_where_they_cover_the_same_text() {
+    let mut a = rec(1, 0.0, 0.0, &[0.1, 0.2], 0.2, Some(130), Some(2));
+    a.client_prompt_tokens = 100;
+    for (api, comparable) in [(ApiType::Chat, false), (ApiType::Completions, true)] {
+        let s = summarize(
+            std::slice::from_ref(&a),
+            &SummaryContext { api, ..ctx(None) },
+        );
+        let p = &s.token_disagreement.prompt;
+        assert_eq!(p.comparable, comparable);
+        assert_close!(p.mean_abs_diff_pct, 100.0 * 30.0 / 130.0);
+        let warned = s
+            .warnings
+            .iter()
+            .any(|w| w.contains("prompt token counts differ"));
+        assert_eq!(warned, comparable, "{api:?}: {:?}", s.warnings);
+        let v = s.results_json();
+        let label = v["token_disagreement"]["prompt"]["client_counts"]
+            .as_str()
+            .unwrap();
+        assert_eq!(label.contains("chat template"), !comparable, "{label}");
+    }
+}
+
+/// The earliest-sent successful request is kept, warmup included, whatever the order records
+/// arrive in.
+#[test]
+fn the_first_request_sent_is_kept_for_the_cache_state() {
+    let mut late = rec(1, 1.0, 1.0, &[1.1], 1.2, Some(100), Some(1));
+    late.cached_tokens = Some(0);
+    let mut warm = rec(2, 0.0, 0.05, &[0.1], 0.2, Some(80), Some(1));
+    warm.warmup = true;
+    warm.cached_tokens = Some(64);
+    let mut agg = Aggregator::new();
+    agg.add(&late);
+    agg.add(&warm);
+    let f = agg.first_sent().unwrap();
+    assert_eq!((f.prompt_tokens, f.cached_tokens), (80, Some(64)));
 }

@@ -1,6 +1,7 @@
 //! The result path against golden files: result JSONs written by the version before the
 //! restructuring, from fixed records (`tests/fixtures/result-golden/`), must come out byte for
-//! byte the same from the same records and run details.
+//! byte the same from the same records and run details. A deliberate change of the result's
+//! content rewrites them (`LMBENCH_UPDATE_GOLDEN=1`), and the diff is reviewed in the commit.
 
 use super::*;
 use crate::results::read_records;
@@ -95,6 +96,7 @@ fn results_are_byte_identical_to_the_golden_files() {
         let summary = agg.finish(&SummaryContext {
             target_qps: run.point.target_qps(),
             run_duration_s: window.map(|(a, b)| b - a),
+            api: Default::default(),
         });
         let facts = RunFacts {
             window,
@@ -106,12 +108,18 @@ fn results_are_byte_identical_to_the_golden_files() {
             tokenizer: "tiktoken cl100k_base".into(),
             stats: serde_json::from_value(input["scheduler"].clone()).unwrap(),
             workload_stats: input["workload_stats"].clone(),
+            cache_state: None,
         };
         let path = writer
             .finish(&result_file(&run, &head, &summary, &facts))
             .unwrap();
         assert_eq!(path.file_name().unwrap().to_str().unwrap(), want_name);
         let got = std::fs::read(&path).unwrap();
+        if std::env::var_os("LMBENCH_UPDATE_GOLDEN").is_some() {
+            // A deliberate change of the result schema: rewrite, then review `git diff`.
+            std::fs::write(case.join(want_name), &got).unwrap();
+            continue;
+        }
         assert!(
             got == want,
             "{}: result differs from the golden file\n--- golden\n{}\n--- now\n{}",

@@ -67,6 +67,7 @@ fn record(id: u64, sent: f64, ok: bool) -> RequestRecord {
         round: 1,
         warmup: false,
         due_s: sent,
+        slot_s: None,
         sent_s: sent,
         first_token_s: ok.then_some(sent + 0.2),
         end_s: sent + 0.5,
@@ -97,6 +98,7 @@ fn ctx() -> SummaryContext {
     SummaryContext {
         target_qps: Some(0.5),
         run_duration_s: Some(10.0),
+        api: Default::default(),
     }
 }
 

@@ -90,6 +90,15 @@ impl PrefixCache {
         }
     }
 
+    /// Drops every cached block (what vLLM's `POST /reset_prefix_cache` does); the number of
+    /// tokens dropped.
+    pub fn clear(&mut self) -> u64 {
+        let dropped = self.resident_tokens();
+        self.blocks.clear();
+        self.lru.clear();
+        dropped
+    }
+
     /// Stamps blocks as used now, last block first: the tail of a prefix then ages out before
     /// its head (vLLM frees blocks in reverse for the same reason), and a prefix that does not
     /// fit keeps its leading blocks.

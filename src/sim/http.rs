@@ -45,10 +45,19 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/models", get(models))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/reset_prefix_cache", post(reset_prefix_cache))
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
+}
+
+/// `POST /reset_prefix_cache`: empties the prefix cache, as vLLM's endpoint of that name does
+/// (200 with an empty body). lmbench's cache reset between sweep points uses it.
+async fn reset_prefix_cache(State(sh): State<Arc<Shared>>) -> Response {
+    let dropped = sh.lock_cache().clear();
+    tracing::debug!("sim: prefix cache reset ({dropped} tokens dropped)");
+    StatusCode::OK.into_response()
 }
 
 /// A request refused before generation starts.

@@ -10,10 +10,11 @@
 //! carries only the previous agent's answer and the new question (LMBench's default: the history
 //! is reset to the last answer at each hand-off).
 //!
-//! Timing. A user's requests are at least 1 s apart and each waits for the previous answer (the
-//! next agent needs it): it is due 1 s after the previous one was due, or when the answer
-//! arrives if that is later; such held-back requests are counted. No request is due after the
-//! window closes. The rate is an outcome, not a setting: it is measured and becomes the result
+//! Timing. A user's requests have slots 1 s apart and each waits for the previous answer (the
+//! next agent needs it): it is due at its slot, or when the answer arrives if that is later;
+//! such held-back requests are counted, and each request records its slot, so latency from the
+//! slot includes the time it was held back. Slots advance by 1 s whatever the answers do. No
+//! request has its slot after the window closes. The rate is an outcome, not a setting: it is measured and becomes the result
 //! file's QPS, as in LMBench.
 //!
 //! Failures. A failed request is recorded and counted, and the session goes on: the next agent
@@ -25,11 +26,12 @@
 
 use super::prompt::{mix_seed, PromptBuilder};
 use super::random::RANDOM_DEFAULT_DURATION_S;
+use super::MEASURED_START_LEAD_S;
 use super::{
     Point, PointResults, RawWorkload, RunContext, SweepPoint, Workload, WorkloadError, WorkloadSpec,
 };
 use crate::config::{Checked, Item, Num, OneOrMany, O};
-use crate::record::{Completed, Message, Prompt, RequestSpec};
+use crate::record::{ApiType, Completed, Message, Prompt, RequestSpec};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -160,8 +162,8 @@ struct Session {
     id: u64,
     /// Requests sent so far.
     sent: u32,
-    /// Due time of the previous request.
-    last_due: f64,
+    /// The previous request's slot: when it was due had every answer come in time.
+    last_slot: f64,
     /// Agent of the previous request.
     last_agent: u32,
 }
@@ -169,6 +171,7 @@ struct Session {
 /// The Agentic workload for one new-user interval.
 pub struct Agentic {
     prompt: Arc<PromptBuilder>,
+    api: ApiType,
     interval: f64,
     duration: f64,
     rounds: u32,
@@ -221,6 +224,7 @@ impl Agentic {
         let num_warmup = cfg.warmup_users;
         let mut w = Agentic {
             prompt: b,
+            api: ctx.api,
             interval,
             duration,
             rounds: cfg.rounds,
@@ -255,18 +259,20 @@ impl Agentic {
         Ok(w)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn spec(
         &mut self,
         uid: u64,
         round: u32,
         due: f64,
+        slot: Option<f64>,
         messages: Vec<Message>,
         warmup: bool,
     ) -> RequestSpec {
-        let client_prompt_tokens = messages
-            .iter()
-            .map(|m| self.prompt.count(&m.content) as u64)
-            .sum();
+        // Every request carries at most the last answer and a question (the history is reset
+        // at each hand-off), so counting the whole prompt is cheap.
+        let prompt = Prompt::Messages(messages);
+        let client_prompt_tokens = self.prompt.prompt_tokens(self.api, &prompt) as u64;
         let id = self.next_id;
         self.next_id += 1;
         if !warmup {
@@ -277,7 +283,8 @@ impl Agentic {
             user_id: Some(uid),
             round,
             due_s: due,
-            prompt: Prompt::Messages(messages),
+            slot_s: slot,
+            prompt,
             max_tokens: self.answer_len,
             client_prompt_tokens,
             warmup,
@@ -295,7 +302,7 @@ impl Agentic {
             self.system_text,
             question(0, 1, uid)
         );
-        self.spec(uid, 1, due, vec![Message::new("user", text)], warmup)
+        self.spec(uid, 1, due, None, vec![Message::new("user", text)], warmup)
     }
 
     fn window_end(&self) -> f64 {
@@ -322,7 +329,7 @@ impl Workload for Agentic {
             Session {
                 id: uid,
                 sent: 1,
-                last_due: due,
+                last_slot: due,
                 last_agent: 0,
             },
         );
@@ -333,7 +340,7 @@ impl Workload for Agentic {
         if done.record.warmup {
             self.warmup_left = self.warmup_left.saturating_sub(1);
             if self.warmup_left == 0 && self.t0.is_none() {
-                self.t0 = Some(now_s);
+                self.t0 = Some(now_s + MEASURED_START_LEAD_S);
             }
             return Vec::new();
         }
@@ -345,12 +352,14 @@ impl Workload for Agentic {
         let Some(mut s) = done.record.user_id.and_then(|u| self.waiting.remove(&u)) else {
             return Vec::new();
         };
-        let slot = s.last_due + USER_REQUEST_INTERVAL_S;
-        let due = slot.max(now_s);
-        if s.sent >= self.rounds || due >= self.window_end() - EPS {
+        // The slot chain is kept whatever the answers do: a late answer delays its turn (the
+        // turn is due when the answer arrives) but not the slots of the turns after it.
+        let slot = s.last_slot + USER_REQUEST_INTERVAL_S;
+        if s.sent >= self.rounds || slot >= self.window_end() - EPS {
             self.sessions_done += 1;
             return Vec::new();
         }
+        let due = slot.max(now_s);
         if now_s > slot {
             self.held_back += 1;
             self.held_back_s += now_s - slot;
@@ -365,9 +374,9 @@ impl Workload for Agentic {
             ));
         }
         messages.push(Message::new("user", question(agent, n, s.id)));
-        let spec = self.spec(s.id, n, due, messages, false);
+        let spec = self.spec(s.id, n, due, Some(slot), messages, false);
         s.sent = n;
-        s.last_due = due;
+        s.last_slot = slot;
         s.last_agent = agent;
         self.waiting.insert(s.id, s);
         vec![spec]

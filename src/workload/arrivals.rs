@@ -10,6 +10,12 @@
 //!
 //! The gaps come from a ChaCha8 generator seeded with the caller's seed: the same seed, rate and
 //! burstiness always give the same schedule, on every platform.
+//!
+//! [`vllm_schedule`] is the schedule vLLM's serving benchmark sends: `n` gaps drawn as above,
+//! summed from the first draw (so the first request is due after one gap, not at 0), then every
+//! due time scaled by one factor so that the last is due at exactly `n / rate`. The raw sums of
+//! a short schedule can miss the nominal rate by a wide margin (seed 0, 30 requests: 1.36×);
+//! scaling keeps the shape of the draws and lands the offered rate on the target.
 
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
@@ -84,6 +90,30 @@ impl Iterator for Arrivals {
         self.next_due += self.next_gap();
         Some(due)
     }
+}
+
+/// vLLM's schedule of `n` requests (see the module docs): cumulative gamma gaps including the
+/// first, scaled so that the last request is due at `n / rate`. An infinite rate puts every
+/// request at 0; an infinite burstiness gives `1/rate, 2/rate, …, n/rate` (no scaling needed).
+pub fn vllm_schedule(rate: f64, burstiness: f64, seed: u64, n: usize) -> Result<Vec<f64>, String> {
+    let mut a = Arrivals::new(rate, burstiness, seed)?;
+    let mut due = Vec::with_capacity(n);
+    let mut t = 0.0;
+    for _ in 0..n {
+        t += a.next_gap();
+        due.push(t);
+    }
+    if let Some(&last) = due.last() {
+        if rate.is_finite() && last > 0.0 {
+            let factor = n as f64 / rate / last;
+            for d in &mut due {
+                *d *= factor;
+            }
+            // Exactly n/rate, whatever the rounding of the product.
+            *due.last_mut().expect("non-empty") = n as f64 / rate;
+        }
+    }
+    Ok(due)
 }
 
 /// The rate a schedule actually offers, by lmbench's send-window definition:
@@ -290,6 +320,48 @@ mod tests {
         let even = Arrivals::due_times(4.0, f64::INFINITY, 0, 5).unwrap();
         assert_eq!(even, vec![0.0, 0.25, 0.5, 0.75, 1.0]);
         assert_eq!(schedule_rate(&even), Some(4.0));
+    }
+
+    /// vLLM's rescaling: the last request lands on `n / rate`, the gaps keep the draws' shape
+    /// (each scaled by one factor), and the offered rate is the target where the raw sums miss
+    /// it (seed 0, 30 requests at 2 req/s: the raw draws offer 1.36× the target).
+    #[test]
+    fn vllm_schedule_is_rescaled_to_end_at_n_over_rate() {
+        let (rate, n) = (2.0, 30);
+        let raw: Vec<f64> = {
+            let mut a = Arrivals::new(rate, 1.0, 0).unwrap();
+            let mut t = 0.0;
+            (0..n)
+                .map(|_| {
+                    t += a.next_gap();
+                    t
+                })
+                .collect()
+        };
+        let due = vllm_schedule(rate, 1.0, 0, n).unwrap();
+        assert_eq!(due.len(), n);
+        assert_eq!(*due.last().unwrap(), n as f64 / rate);
+        assert!(due[0] > 0.0, "the first request waits one gap, as in vLLM");
+        let factor = due[0] / raw[0];
+        for (d, r) in due.iter().zip(&raw) {
+            assert!(
+                (d / r - factor).abs() < 1e-9,
+                "one factor for every due time"
+            );
+        }
+        let raw_rate = (n - 1) as f64 / (raw[n - 1] - raw[0]);
+        let scaled_rate = n as f64 / due[n - 1];
+        assert!((raw_rate / rate - 1.0).abs() > 0.2, "raw draws: {raw_rate}");
+        assert!((scaled_rate - rate).abs() < 1e-12);
+        assert_eq!(
+            vllm_schedule(4.0, f64::INFINITY, 0, 4).unwrap(),
+            vec![0.25, 0.5, 0.75, 1.0]
+        );
+        assert!(vllm_schedule(f64::INFINITY, 1.0, 0, 5)
+            .unwrap()
+            .iter()
+            .all(|d| *d == 0.0));
+        assert!(vllm_schedule(1.0, 1.0, 0, 0).unwrap().is_empty());
     }
 
     #[test]

@@ -60,6 +60,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// How long after the answer that ends a warmup the measured part of a run starts. Its first
+/// requests are built when that answer arrives; starting them this much later lets the builder
+/// have them ready when they are due, so the first measured requests carry no send lag of
+/// lmbench's own making. Nothing measured depends on where the measured part starts.
+pub const MEASURED_START_LEAD_S: f64 = 0.05;
+
 /// A source of requests for one run.
 pub trait Workload: Send {
     /// The next request of the open-loop schedule, in due order; `None` when there are no more
@@ -165,6 +171,12 @@ pub trait WorkloadSpec: Send + Sync + fmt::Debug {
 
     /// The request source of one point.
     fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError>;
+
+    /// Whether a point's prompts can repeat an earlier point's (see [`crate::cache`]): every
+    /// type draws or salts its prompts per point unless told otherwise.
+    fn prompt_reuse(&self) -> crate::cache::PromptReuse {
+        crate::cache::PromptReuse::PerPoint
+    }
 
     /// Keys the type adds to LMBench's `workload` object after the swept key (defaults LMBench
     /// fills in, the API type).

@@ -4,8 +4,8 @@
 //!
 //! A point sends `NUM_PROMPTS` requests: `⌊NUM_PROMPTS / NUM_PREFIXES⌋` per prefix (vLLM's
 //! rule; NUM_PROMPTS must be at least NUM_PREFIXES), in an order shuffled with `SEED`, each
-//! asking for `OUTPUT_LEN` tokens. Arrivals are VLLMBenchmark's: gamma gaps of shape
-//! `BURSTINESS` (1 = Poisson) at the point's `QPS`, seeded by `SEED`. A request's `x-user-id`
+//! asking for `OUTPUT_LEN` tokens. Arrivals are VLLMBenchmark's scaled schedule: gamma
+//! gaps of shape `BURSTINESS` (1 = Poisson) at the point's `QPS`, seeded by `SEED`. A request's `x-user-id`
 //! is its prefix's, so a session router keeps the requests of one prefix together.
 //!
 //! The text is single-token filler words, so lengths are exact in the counting tokenizer and a
@@ -15,9 +15,9 @@
 //! prefixes in the cache, so each point measures reuse within itself. The first request of each
 //! prefix can hit nothing; every later one can reuse `PREFIX_LEN` tokens.
 
-use super::arrivals::{schedule_rate, Arrivals};
+use super::arrivals::{schedule_rate, vllm_schedule};
 use super::prompt::{mix_seed, PromptBuilder};
-use super::{Point, PointResults, RawWorkload, RunContext, Workload, WorkloadError, WorkloadSpec};
+use super::{Point, RawWorkload, RunContext, Workload, WorkloadError, WorkloadSpec};
 use crate::config::{Checked, Invalid, Item, Num, OneOrMany, O};
 use crate::record::{Completed, Prompt, RequestSpec};
 use rand::rngs::ChaCha8Rng;
@@ -151,20 +151,6 @@ impl WorkloadSpec for Config {
     fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError> {
         Ok(Box::new(PrefixRepetition::new(self, point, ctx)?))
     }
-
-    /// A gamma schedule's own rate differs from its target by chance: the client
-    /// under-delivers only if it sent slower than its schedule.
-    fn finish_result(&self, r: &mut PointResults<'_>) {
-        let rate = |k: &str| r.results.get(k).and_then(Value::as_f64);
-        if let (Some(achieved), Some(sched)) = (rate("achieved_qps"), rate("scheduled_qps")) {
-            crate::measure::rejudge_shortfall(
-                r.results,
-                achieved,
-                sched,
-                "sent vs the random schedule's own rate",
-            );
-        }
-    }
 }
 
 /// The PrefixRepetition workload for one QPS point.
@@ -204,7 +190,7 @@ impl PrefixRepetition {
             STREAM_ORDER,
         ])));
         let n = order.len();
-        let due = Arrivals::due_times(
+        let due = vllm_schedule(
             rate,
             cfg.burstiness,
             mix_seed(&[cfg.seed, STREAM_ARRIVALS]),
@@ -263,6 +249,7 @@ impl Workload for PrefixRepetition {
             user_id: Some(self.base + prefix as u64),
             round: 1,
             due_s: due,
+            slot_s: None,
             prompt: Prompt::Text(format!("{}{suffix}", self.prefixes[prefix])),
             max_tokens: self.output_len,
             // Every filler word is one token whatever precedes it: exact by construction.

@@ -8,10 +8,13 @@
 //! records the server's `usage` next to this count and reports the disagreement. A workload's
 //! optional `TOKENIZER` key names a local `tokenizer.json` to count with instead.
 
+use crate::client::render_completions_prompt;
+use crate::record::{ApiType, Message, Prompt};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tiktoken_rs::CoreBPE;
 
@@ -159,6 +162,11 @@ pub struct PromptBuilder {
     counter: Counter,
     words: Vec<String>,
     name: String,
+    /// [`Self::tail_tokens`] on the completions API, once counted.
+    tail: OnceLock<usize>,
+    /// Bytes of text counted so far: what the tokenizer had to read (tests check that a
+    /// multi-turn workload counts only a turn's new messages).
+    counted_bytes: AtomicU64,
 }
 
 /// Fewest filler words a tokenizer must offer.
@@ -181,9 +189,33 @@ impl PromptBuilder {
                 counter: Counter::Tiktoken(bpe),
                 words,
                 name: "tiktoken:cl100k_base".into(),
+                tail: OnceLock::new(),
+                counted_bytes: AtomicU64::new(0),
             })
         })
         .clone()
+    }
+
+    /// A builder of its own with the default tokenizer (not the shared one), so that its
+    /// [`Self::counted_bytes`] covers one test's work only.
+    #[cfg(test)]
+    pub(crate) fn private_copy() -> Arc<PromptBuilder> {
+        let g = PromptBuilder::global();
+        let Counter::Tiktoken(bpe) = &g.counter else {
+            unreachable!("the global builder uses tiktoken")
+        };
+        Arc::new(PromptBuilder {
+            counter: Counter::Tiktoken(bpe),
+            words: g.words.clone(),
+            name: g.name.clone(),
+            tail: OnceLock::new(),
+            counted_bytes: AtomicU64::new(0),
+        })
+    }
+
+    /// Bytes of text this builder has counted tokens of so far.
+    pub fn counted_bytes(&self) -> u64 {
+        self.counted_bytes.load(Ordering::Relaxed)
     }
 
     /// A builder counting with a local Hugging Face `tokenizer.json` (no hub access). Filler
@@ -241,6 +273,8 @@ impl PromptBuilder {
             counter: Counter::Hf(Box::new(tok)),
             words,
             name: format!("tokenizer.json:{}", path.display()),
+            tail: OnceLock::new(),
+            counted_bytes: AtomicU64::new(0),
         });
         if let Ok(mut c) = cache.lock() {
             c.insert(path.to_path_buf(), b.clone());
@@ -255,12 +289,56 @@ impl PromptBuilder {
 
     /// Number of tokens in `text` (no special tokens added).
     pub fn count(&self, text: &str) -> usize {
+        self.counted_bytes
+            .fetch_add(text.len() as u64, Ordering::Relaxed);
         match &self.counter {
             Counter::Tiktoken(bpe) => bpe.encode_ordinary(text).len(),
             Counter::Hf(t) => t
                 .encode(text, false)
                 .map(|e| e.get_ids().len())
                 .unwrap_or(0),
+        }
+    }
+
+    /// The client-side count of a prompt as it is sent: on the completions API the rendered
+    /// prompt (role labels, newlines and the trailing `Assistant: ` included, as the server
+    /// tokenizes it); on the chat API the message contents only (the server adds its chat
+    /// template, which the client cannot know), hence labelled as content tokens in results.
+    pub fn prompt_tokens(&self, api: ApiType, prompt: &Prompt) -> usize {
+        match prompt {
+            Prompt::Text(t) => self.count(t),
+            Prompt::Messages(ms) => {
+                ms.iter()
+                    .map(|m| self.message_tokens(api, m))
+                    .sum::<usize>()
+                    + self.tail_tokens(api)
+            }
+        }
+    }
+
+    /// One message's share of [`Self::prompt_tokens`]: on the completions API its rendered line
+    /// (`Role: content\n`), on the chat API its content. A rendered line ends in a newline
+    /// and the next starts with a letter, a split the pre-tokenizer always makes, so the lines'
+    /// counts add up to the whole prompt's (a test checks it): multi-turn workloads count each
+    /// message once and keep a running sum instead of re-tokenizing the whole history each turn.
+    pub fn message_tokens(&self, api: ApiType, m: &Message) -> usize {
+        match api {
+            ApiType::Chat => self.count(&m.content),
+            ApiType::Completions => {
+                self.count(&render_completions_prompt(std::slice::from_ref(m)))
+                    - self.tail_tokens(api)
+            }
+        }
+    }
+
+    /// Tokens the completions API's rendering adds after the last message (`Assistant: `); 0 on
+    /// the chat API.
+    pub fn tail_tokens(&self, api: ApiType) -> usize {
+        match api {
+            ApiType::Chat => 0,
+            ApiType::Completions => *self
+                .tail
+                .get_or_init(|| self.count(&render_completions_prompt(&[]))),
         }
     }
 
@@ -330,6 +408,45 @@ mod tests {
                 b.count(prefix) + n + b.count(". Please provide a detailed response."),
             );
         }
+    }
+
+    /// Message counts add up to the whole rendered prompt's count, on both APIs, for messages
+    /// of every kind the workloads send (long filler, punctuation and newlines at the ends).
+    #[test]
+    fn message_counts_add_up_to_the_rendered_prompt() {
+        let b = PromptBuilder::global();
+        let history = [
+            Message::new(
+                "system",
+                format!("You are helpful.{}", b.filler_seeded(300, 1)),
+            ),
+            Message::new(
+                "user",
+                format!(
+                    "Hi, here's some context: user_7{}.Question #1?",
+                    b.filler_seeded(900, 2)
+                ),
+            ),
+            Message::new("assistant", "Here's story #1: once upon a time...\n\n"),
+            Message::new("user", "  Agent 2: and then?\n"),
+            Message::new("assistant", "It ended  "),
+            Message::new("user", "Why? 123456"),
+        ];
+        for api in [ApiType::Completions, ApiType::Chat] {
+            for n in 0..=history.len() {
+                let p = Prompt::Messages(history[..n].to_vec());
+                let whole = match (api, &p) {
+                    (ApiType::Completions, Prompt::Messages(ms)) => {
+                        b.count(&render_completions_prompt(ms))
+                    }
+                    (_, Prompt::Messages(ms)) => ms.iter().map(|m| b.count(&m.content)).sum(),
+                    _ => unreachable!(),
+                };
+                assert_eq!(b.prompt_tokens(api, &p), whole, "{api:?}, {n} messages");
+            }
+        }
+        assert_eq!(b.tail_tokens(ApiType::Chat), 0);
+        assert!(b.tail_tokens(ApiType::Completions) >= 2);
     }
 
     #[test]

@@ -153,6 +153,7 @@ impl Workload for RandomQa {
             user_id: Some(uid),
             round,
             due_s: due,
+            slot_s: None,
             prompt: Prompt::Text(text),
             max_tokens: self.answer_len,
             client_prompt_tokens: tokens,

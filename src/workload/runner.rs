@@ -536,6 +536,7 @@ mod tests {
                 user_id: Some(id),
                 round,
                 due_s,
+                slot_s: None,
                 prompt: Prompt::Text(format!("question {id} about the runner")),
                 max_tokens: 4,
                 client_prompt_tokens: 5,

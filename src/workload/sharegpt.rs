@@ -20,7 +20,7 @@
 //! conversation's index (offset by the run's user-id base).
 //!
 //! Warmup. Round `START_ROUND − 1` of every kept conversation is sent first at the same rate,
-//! marked warmup; the measured requests start when every warmup request has finished. LMBench's
+//! marked warmup; the measured requests start 50 ms after every warmup request has finished. LMBench's
 //! warmup set was empty for `START_ROUND ≤ 2`; here it exists whenever `START_ROUND ≥ 2`.
 
 use super::prompt::PromptBuilder;
@@ -255,6 +255,8 @@ fn load(path: &Path, limit: usize) -> Result<Loaded, WorkloadError> {
 
 /// The ShareGPT workload for one QPS point.
 pub struct ShareGpt {
+    /// The endpoint: what the client-side prompt count covers.
+    api: crate::record::ApiType,
     qps: f64,
     /// Upper bound on the measured send window (`--duration`).
     cap_s: Option<f64>,
@@ -364,6 +366,7 @@ impl ShareGpt {
             cap_s: ctx.duration_override_s,
             system_text: format!("{SYSTEM_PROMPT} Session {:016x}.", ctx.seed),
             prompt: ctx.prompt.clone(),
+            api: ctx.api,
             conversations,
             base: ctx.user_id_base,
             first_round,
@@ -389,10 +392,8 @@ impl ShareGpt {
         let mut messages = Vec::with_capacity(upto + 2);
         messages.push(Message::new("system", self.system_text.clone()));
         messages.extend_from_slice(&c.messages[..=upto]);
-        let client_prompt_tokens = messages
-            .iter()
-            .map(|m| self.prompt.count(&m.content) as u64)
-            .sum();
+        let prompt = Prompt::Messages(messages);
+        let client_prompt_tokens = self.prompt.prompt_tokens(self.api, &prompt) as u64;
         let id = self.next_id;
         self.next_id += 1;
         RequestSpec {
@@ -400,7 +401,8 @@ impl ShareGpt {
             user_id: Some(self.base + conv as u64),
             round,
             due_s: due,
-            prompt: Prompt::Messages(messages),
+            slot_s: None,
+            prompt,
             max_tokens: c.max_tokens[round as usize - 1],
             client_prompt_tokens,
             warmup,
@@ -442,7 +444,7 @@ impl Workload for ShareGpt {
         if done.record.warmup {
             self.warmup_left = self.warmup_left.saturating_sub(1);
             if self.warmup_left == 0 {
-                self.t0.get_or_insert(now_s);
+                self.t0.get_or_insert(now_s + super::MEASURED_START_LEAD_S);
             }
         } else if !done.record.ok() {
             self.measured_failed += 1;

@@ -7,16 +7,25 @@
 //! `i` is due at `i·g/N` and has already asked `⌊i·R/N⌋` questions, with its history pre-filled
 //! as LMBench does), so the rate is `q` from the first second. When a user has asked its last
 //! question a new user takes its slot, so the population never decays. A turn needs the
-//! previous answer: it is due `g` after the previous turn was due, or when the answer arrives if
-//! that is later. Such held-back turns are counted, and the achieved rate is measured, so a
-//! server that cannot keep up shows as a shortfall rather than silently lowering the load.
+//! previous answer: its slot is `g` after the previous turn's slot, and it is due at its slot or
+//! when the answer arrives if that is later. Slots advance by `g` whatever the answers do, and
+//! every turn records its slot, so latency measured from the slot includes the time a turn was
+//! held back (no coordinated omission); held-back turns are also counted, and a server that
+//! cannot keep up shows as a shortfall against the slots' rate rather than silently lowering
+//! the load.
+//!
+//! Building. Each user's history keeps its client-side token count as messages are appended, so
+//! a turn counts only its new messages; the first message (system prompt + context) is counted
+//! in pieces. The first measured users are built one by one as the schedule reaches them.
 //!
 //! Warmup. `NUM_USERS_WARMUP` users with their own ids (never reused by measured users) each
-//! send one first turn, 0.5 s apart, before the measured users start: the shared system prompt
-//! is cached, the measured users' contexts are not. Warmup records are excluded from metrics.
+//! send one first turn, 0.5 s apart, before the measured users start (50 ms after the last
+//! warmup answer): the shared system prompt is cached, the measured users' contexts are not. Warmup records are excluded from metrics.
 
 use super::prompt::{mix_seed, PromptBuilder};
+use super::MEASURED_START_LEAD_S;
 use super::{Point, RawWorkload, RunContext, Workload, WorkloadError, WorkloadSpec};
+use crate::client::render_completions_prompt;
 use crate::config::{Checked, Item, Num, OneOrMany, O};
 use crate::record::{ApiType, Completed, Message, Prompt, RequestSpec};
 use serde_json::{json, Map, Value};
@@ -137,21 +146,32 @@ const WARMUP_ID_OFFSET: u64 = 900_000;
 struct User {
     id: u64,
     history: Vec<Message>,
+    /// The client-side tokens of `history` (the sum of [`PromptBuilder::message_tokens`]),
+    /// kept as messages are appended so that no turn re-tokenizes the whole history.
+    tokens: usize,
     /// Questions asked so far (including pre-filled ones).
     asked: u32,
-    /// Due time of this user's previous request.
-    last_due: f64,
+    /// The slot of this user's previous request: when it was due had every answer come in
+    /// time. Slots advance by the per-user gap whatever the answers do.
+    slot: f64,
 }
 
 /// The LMCacheSynthetic workload for one QPS point.
 pub struct Synthetic {
     prompt: std::sync::Arc<PromptBuilder>,
+    api: ApiType,
     num_users: u64,
     rounds: u32,
     answer_len: u32,
     gap: f64,
     duration: f64,
     system_text: String,
+    /// Tokens of the first message's head up to the user id (label, system prompt, context
+    /// label), counted once.
+    head_tokens: usize,
+    /// Whether a first message's count is the sum of its pieces' counts (checked against a
+    /// whole count on the first one built; true for the built-in tokenizer).
+    pieces_add_up: Option<bool>,
     history_len: usize,
     seed: u64,
     base: u64,
@@ -159,13 +179,13 @@ pub struct Synthetic {
     next_user: u64,
     warmup_left: u64,
     warmup_queue: VecDeque<RequestSpec>,
-    initial: VecDeque<RequestSpec>,
+    /// The first measured users not built yet: (questions already asked, slot), built one by
+    /// one as the schedule asks for them.
+    initial: VecDeque<(u32, f64)>,
     started: bool,
     t0: Option<f64>,
     /// Users with a request in flight, by user id.
     waiting: HashMap<u64, User>,
-    /// Users whose initial request has not been sent yet.
-    pending_users: HashMap<u64, User>,
     held_back: u64,
     held_back_s: f64,
     users_started: u64,
@@ -173,10 +193,27 @@ pub struct Synthetic {
     failed_turns: u64,
 }
 
+/// `text` as the start of a user message as sent: on the completions API after the rendered
+/// role label, on the chat API as it is.
+fn line_start(api: ApiType, text: &str) -> String {
+    match api {
+        ApiType::Chat => text.to_string(),
+        ApiType::Completions => {
+            let line = render_completions_prompt(&[Message::new("user", text)]);
+            let tail = render_completions_prompt(&[]);
+            // The line is `User: {text}\n` followed by the tail.
+            line[..line.len() - tail.len() - 1].to_string()
+        }
+    }
+}
+
+/// The first message's text up to the user id.
+fn first_head(system: &str) -> String {
+    format!("Hi, here's some system prompt:{system}.Here are some other context: user_")
+}
+
 fn first_message(system: &str, uid: u64, history_filler: &str, question: &str) -> String {
-    format!(
-        "Hi, here's some system prompt:{system}.Here are some other context: user_{uid}{history_filler}.{question}"
-    )
+    format!("{}{uid}{history_filler}.{question}", first_head(system))
 }
 
 fn question(n: u32, uid: u64) -> String {
@@ -197,14 +234,18 @@ impl Synthetic {
         // The system prompt is the same for every run and baseline: it is what a prefix cache
         // shares across users.
         let system_text = b.filler_seeded(sys_len, mix_seed(&[0x5157, sys_len as u64]));
+        let head_tokens = b.count(&line_start(ctx.api, &first_head(&system_text)));
         let mut w = Synthetic {
             prompt: ctx.prompt.clone(),
+            api: ctx.api,
             num_users,
             rounds,
             answer_len: cfg.answer_len,
             gap: num_users as f64 / qps,
             duration,
             system_text,
+            head_tokens,
+            pieces_add_up: None,
             history_len: cfg.chat_history,
             seed: ctx.seed,
             base: ctx.user_id_base,
@@ -216,7 +257,6 @@ impl Synthetic {
             started: false,
             t0: None,
             waiting: HashMap::new(),
-            pending_users: HashMap::new(),
             held_back: 0,
             held_back_s: 0.0,
             users_started: 0,
@@ -225,14 +265,9 @@ impl Synthetic {
         };
         for i in 0..w.num_warmup {
             let uid = w.base + WARMUP_ID_OFFSET + i;
-            let text = w.first_turn_text(uid, 1);
-            let spec = w.spec(
-                uid,
-                1,
-                i as f64 * WARMUP_GAP_S,
-                Prompt::Messages(vec![Message::new("user", text)]),
-                true,
-            );
+            let first = w.first_turn(uid, 1);
+            let due = i as f64 * WARMUP_GAP_S;
+            let spec = w.spec(uid, 1, due, None, vec![first.0], first.1, true);
             w.warmup_queue.push_back(spec);
         }
         if w.num_warmup == 0 {
@@ -241,26 +276,51 @@ impl Synthetic {
         Ok(w)
     }
 
-    fn first_turn_text(&self, uid: u64, n: u32) -> String {
+    /// A user's first message and its client-side tokens. The message is the head (system
+    /// prompt included), the user id, `CHAT_HISTORY` tokens of filler and the question; it is
+    /// counted piece by piece (the head once per run, the filler by its length), which is exact
+    /// because each piece starts where the pre-tokenizer splits anyway — checked on the first
+    /// message against a whole count, which is used from then on if the two differ (a
+    /// `TOKENIZER` may split differently). A 20,000-token context costs a whole count about
+    /// 3.5 ms, the pieces a few microseconds.
+    fn first_turn(&mut self, uid: u64, n: u32) -> (Message, usize) {
         let filler = self
             .prompt
             .filler_seeded(self.history_len, mix_seed(&[self.seed, uid]));
-        first_message(&self.system_text, uid, &filler, &question(n, uid))
+        let q = question(n, uid);
+        let msg = Message::new("user", first_message(&self.system_text, uid, &filler, &q));
+        let b = &self.prompt;
+        let pieces = || {
+            let end = format!(".{q}");
+            let end = match self.api {
+                ApiType::Completions => end + "\n",
+                ApiType::Chat => end,
+            };
+            self.head_tokens + b.count(&uid.to_string()) + self.history_len + b.count(&end)
+        };
+        let tokens = match self.pieces_add_up {
+            Some(true) => pieces(),
+            Some(false) => b.message_tokens(self.api, &msg),
+            None => {
+                let whole = b.message_tokens(self.api, &msg);
+                self.pieces_add_up = Some(whole == pieces());
+                whole
+            }
+        };
+        (msg, tokens)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn spec(
         &mut self,
         uid: u64,
         round: u32,
         due: f64,
-        prompt: Prompt,
+        slot: Option<f64>,
+        messages: Vec<Message>,
+        tokens: usize,
         warmup: bool,
     ) -> RequestSpec {
-        let b = &self.prompt;
-        let client_prompt_tokens = match &prompt {
-            Prompt::Text(t) => b.count(t),
-            Prompt::Messages(ms) => ms.iter().map(|m| b.count(&m.content)).sum(),
-        } as u64;
         let id = self.next_id;
         self.next_id += 1;
         RequestSpec {
@@ -268,65 +328,82 @@ impl Synthetic {
             user_id: Some(uid),
             round,
             due_s: due,
-            prompt,
+            slot_s: slot,
+            prompt: Prompt::Messages(messages),
             max_tokens: self.answer_len,
-            client_prompt_tokens,
+            client_prompt_tokens: (tokens + self.prompt.tail_tokens(self.api)) as u64,
             warmup,
             extra: Default::default(),
         }
     }
 
-    /// A new user: history holding its first message (with `asked` questions pre-filled).
-    fn new_user(&mut self, asked_before: u32, due: f64) -> (User, RequestSpec) {
+    /// A new user whose first request has slot `slot` and is due at `due`: history holding its
+    /// first message (with `asked_before` questions pre-filled).
+    fn new_user(&mut self, asked_before: u32, slot: f64, due: f64) -> (User, RequestSpec) {
         let uid = self.base + self.next_user;
         self.next_user += 1;
         self.users_started += 1;
         let b = self.prompt.clone();
         let mut history = Vec::new();
+        let mut tokens = 0;
+        let mut push = |history: &mut Vec<Message>, m: Message, t: usize| {
+            tokens += t;
+            history.push(m);
+        };
         // Pre-filled turns, as LMBench does for users that are "already" mid-conversation at
         // the start: questions with placeholder answers of ANSWER_LEN tokens.
         for k in 1..=asked_before {
-            let text = if k == 1 {
-                self.first_turn_text(uid, 1)
+            let (m, t) = if k == 1 {
+                self.first_turn(uid, 1)
             } else {
-                question(k, uid)
+                let m = Message::new("user", question(k, uid));
+                let t = b.message_tokens(self.api, &m);
+                (m, t)
             };
-            history.push(Message::new("user", text));
+            push(&mut history, m, t);
             let answer_seed = mix_seed(&[self.seed, uid, k as u64]);
             let filler = b.filler_seeded((self.answer_len as usize).saturating_sub(5), answer_seed);
-            history.push(Message::new(
-                "assistant",
-                format!("Here's story #{k}:{filler}"),
-            ));
+            let m = Message::new("assistant", format!("Here's story #{k}:{filler}"));
+            let t = b.message_tokens(self.api, &m);
+            push(&mut history, m, t);
         }
         let n = asked_before + 1;
-        let text = if n == 1 {
-            self.first_turn_text(uid, 1)
+        let (m, t) = if n == 1 {
+            self.first_turn(uid, 1)
         } else {
-            question(n, uid)
+            let m = Message::new("user", question(n, uid));
+            let t = b.message_tokens(self.api, &m);
+            (m, t)
         };
-        history.push(Message::new("user", text));
-        let spec = self.spec(uid, n, due, Prompt::Messages(history.clone()), false);
+        push(&mut history, m, t);
+        let slot_s = (due != slot).then_some(slot);
+        let spec = self.spec(uid, n, due, slot_s, history.clone(), tokens, false);
         let user = User {
             id: uid,
             history,
+            tokens,
             asked: n,
-            last_due: due,
+            slot,
         };
         (user, spec)
     }
 
+    /// The measured users start: staggered over one per-user gap from `now` plus a lead, so
+    /// that the first of them is built before it is due (they are built one by one as the
+    /// schedule asks for them, not all at once here).
     fn start_measured(&mut self, now: f64) {
+        let t0 = if now > 0.0 {
+            now + MEASURED_START_LEAD_S
+        } else {
+            now
+        };
         self.started = true;
-        self.t0 = Some(now);
+        self.t0 = Some(t0);
         let n = self.num_users;
         for i in 0..n {
-            let due = now + i as f64 * self.gap / n as f64;
+            let due = t0 + i as f64 * self.gap / n as f64;
             let asked = ((i * self.rounds as u64) / n) as u32;
-            let asked = asked.min(self.rounds - 1);
-            let (user, spec) = self.new_user(asked, due);
-            self.pending_users.insert(user.id, user);
-            self.initial.push_back(spec);
+            self.initial.push_back((asked.min(self.rounds - 1), due));
         }
     }
 
@@ -334,18 +411,19 @@ impl Synthetic {
         self.t0.unwrap_or(0.0) + self.duration
     }
 
-    /// The follow-up of a user whose previous request finished at `now`.
+    /// The follow-up of a user whose previous request finished at `now`: due at the user's
+    /// next slot, or at `now` if the answer came after that slot (a held-back turn).
     fn next_turn(&mut self, mut user: User, done: &Completed, now: f64) -> Option<RequestSpec> {
-        let slot_due = user.last_due + self.gap;
-        if slot_due >= self.window_end() {
+        let slot = user.slot + self.gap;
+        if slot >= self.window_end() {
             return None;
         }
-        let due = if now > slot_due {
+        let due = if now > slot {
             self.held_back += 1;
-            self.held_back_s += now - slot_due;
+            self.held_back_s += now - slot;
             now
         } else {
-            slot_due
+            slot
         };
         if user.asked >= self.rounds || !done.record.ok() {
             if !done.record.ok() {
@@ -353,22 +431,26 @@ impl Synthetic {
                 // with a new user so the offered load is kept.
                 self.failed_turns += 1;
             }
-            let (mut nu, spec) = self.new_user(0, due);
-            nu.last_due = due;
+            let (nu, spec) = self.new_user(0, slot, due);
             self.waiting.insert(nu.id, nu);
             return Some(spec);
         }
-        user.history
-            .push(Message::new("assistant", done.text.clone()));
+        let b = &self.prompt;
+        let answer = Message::new("assistant", done.text.clone());
+        user.tokens += b.message_tokens(self.api, &answer);
+        user.history.push(answer);
         user.asked += 1;
-        let q = question(user.asked, user.id);
-        user.history.push(Message::new("user", q));
-        user.last_due = due;
+        let q = Message::new("user", question(user.asked, user.id));
+        user.tokens += b.message_tokens(self.api, &q);
+        user.history.push(q);
+        user.slot = slot;
         let spec = self.spec(
             user.id,
             user.asked,
             due,
-            Prompt::Messages(user.history.clone()),
+            Some(slot),
+            user.history.clone(),
+            user.tokens,
             false,
         );
         self.waiting.insert(user.id, user);
@@ -381,13 +463,10 @@ impl Workload for Synthetic {
         if let Some(s) = self.warmup_queue.pop_front() {
             return Some(s);
         }
-        let s = self.initial.pop_front()?;
-        if let Some(uid) = s.user_id {
-            if let Some(u) = self.pending_users.remove(&uid) {
-                self.waiting.insert(uid, u);
-            }
-        }
-        Some(s)
+        let (asked, due) = self.initial.pop_front()?;
+        let (user, spec) = self.new_user(asked, due, due);
+        self.waiting.insert(user.id, user);
+        Some(spec)
     }
 
     fn on_complete(&mut self, done: &Completed, now_s: f64) -> Vec<RequestSpec> {
@@ -422,3 +501,6 @@ impl Workload for Synthetic {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -101,6 +101,11 @@ pub fn drive(
     panic!("the workload never ended");
 }
 
+/// A successful answer to `spec` that ended at `end`.
+pub fn completed_for(spec: &RequestSpec, end: f64) -> Completed {
+    completed(spec, end, true)
+}
+
 fn completed(spec: &RequestSpec, end: f64, ok: bool) -> Completed {
     let text = if ok {
         (0..spec.max_tokens)
@@ -116,6 +121,7 @@ fn completed(spec: &RequestSpec, end: f64, ok: bool) -> Completed {
             round: spec.round,
             warmup: spec.warmup,
             due_s: spec.due_s,
+            slot_s: spec.slot_s,
             sent_s: spec.due_s,
             first_token_s: ok.then_some(end),
             end_s: end,

@@ -19,8 +19,11 @@
 //! Requests stream through the normal runner, so TTFT is measured (LMBench invented it from
 //! total latency); `max_tokens` is the trace's `output_length`.
 //!
-//! Prompts. Hash id `h` is a block of BLOCK_SIZE filler tokens seeded by `h` alone, so the same
-//! id is the same text in every run, QPS point and baseline; a prompt is its blocks in order,
+//! Prompts. Hash id `h` is a block of BLOCK_SIZE filler tokens seeded by `h` and the point's
+//! salt, so the same id is the same text within a point and in every baseline, and different
+//! text at the next point (a point never finds an earlier point's blocks in the cache);
+//! `SALT_PER_POINT: false` seeds blocks by `h` alone, the same text at every point. A prompt
+//! is its blocks in order,
 //! cut (at a word, i.e. a token, boundary) or padded with per-request filler to exactly
 //! `input_length` tokens. Requests whose hash ids share a prefix share exactly that prefix of
 //! text, which is what a prefix cache can reuse (LMBench's text ignored the hash ids'
@@ -29,6 +32,7 @@
 
 use super::prompt::{mix_seed, PromptBuilder};
 use super::{Point, RawWorkload, RunContext, SweepPoint, Workload, WorkloadError, WorkloadSpec};
+use crate::cache::PromptReuse;
 use crate::config::{Checked, Invalid, Item, LooseBool, Num, OneOrMany, TraceDuration, O};
 use crate::record::{ApiType, Completed, Prompt, RequestSpec};
 use serde_json::{json, Map, Value};
@@ -69,6 +73,10 @@ workload_keys! {
         pub MAX_OUTPUT_TOKENS: O<i64>,
         /// What to do with a longer request: `clip` (default) or `skip` (lmbench addition).
         pub OVERLONG: O<String>,
+        /// Draw the hash ids' blocks anew at every point (default true), so a point never finds
+        /// an earlier point's blocks in the cache; `false` keeps one text per hash id across
+        /// points and baselines (lmbench addition).
+        pub SALT_PER_POINT: O<bool>,
     }
 }
 
@@ -157,6 +165,7 @@ impl RawWorkload for Raw {
             max_input_tokens: max_in?.map(|m| m as u64),
             max_output_tokens: max_out?.map(|m| m as u64),
             skip_overlong: skip?,
+            salt_per_point: self.SALT_PER_POINT.as_ref().is_none_or(|v| v.value),
         })
     }
 
@@ -192,6 +201,8 @@ pub struct Config {
     pub max_output_tokens: Option<u64>,
     /// `OVERLONG: skip`.
     pub skip_overlong: bool,
+    /// `SALT_PER_POINT`.
+    pub salt_per_point: bool,
 }
 
 impl Config {
@@ -255,6 +266,14 @@ impl WorkloadSpec for Config {
         )?))
     }
 
+    fn prompt_reuse(&self) -> PromptReuse {
+        if self.salt_per_point {
+            PromptReuse::PerPoint
+        } else {
+            PromptReuse::Shared
+        }
+    }
+
     fn extra_params(&self, block: &mut Map<String, Value>, api: ApiType) {
         block.insert("API_TYPE".into(), json!(api.as_str()));
     }
@@ -280,6 +299,8 @@ struct Scheduled {
 pub struct TraceReplayer {
     prompt: Arc<PromptBuilder>,
     block_size: usize,
+    /// Mixed into every block's seed: the point's seed, or 0 with `SALT_PER_POINT: false`.
+    salt: u64,
     seed: u64,
     base: u64,
     schedule: std::vec::IntoIter<Scheduled>,
@@ -424,6 +445,7 @@ impl TraceReplayer {
             prompt: ctx.prompt.clone(),
             block_size,
             seed: ctx.seed,
+            salt: if cfg.salt_per_point { ctx.seed } else { 0 },
             base: ctx.user_id_base,
             schedule: schedule.into_iter(),
             next_id: 0,
@@ -443,7 +465,12 @@ impl TraceReplayer {
             }
             // Filler draws word after word, so a shorter draw is a prefix of the full block.
             let take = (n - have).min(self.block_size);
-            text.push_str(&self.prompt.filler_seeded(take, mix_seed(&[*h])));
+            let seed = if self.salt == 0 {
+                mix_seed(&[*h])
+            } else {
+                mix_seed(&[self.salt, *h])
+            };
+            text.push_str(&self.prompt.filler_seeded(take, seed));
             have += take;
         }
         if have < n {
@@ -465,9 +492,10 @@ impl Workload for TraceReplayer {
             user_id: Some(self.base + s.line as u64 - 1),
             round: 0,
             due_s: s.due_s,
-            // Every filler word is one token whatever precedes it, so the length is exact by
-            // construction; counting a 100k-token prompt here would delay the next send.
-            client_prompt_tokens: s.input_tokens as u64,
+            slot_s: None,
+            // The prompt as built, counted (not the trace's intended length): on the builder
+            // thread, ahead of its due time, so counting never delays a send.
+            client_prompt_tokens: self.prompt.count(&text) as u64,
             prompt: Prompt::Text(text),
             max_tokens: s.max_tokens,
             warmup: false,

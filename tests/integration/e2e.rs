@@ -159,6 +159,7 @@ impl Workload for Evenly {
             user_id: Some(id),
             round: 1,
             due_s: id as f64 / self.qps,
+            slot_s: None,
             prompt: Prompt::Text("hello there".into()),
             max_tokens: 4,
             client_prompt_tokens: 2,
@@ -363,6 +364,115 @@ fn llama_server_end_to_end() {
         "llama-server still running: {}",
         String::from_utf8_lossy(&ps.stdout)
     );
+}
+
+/// The cache-state protocol on llama-server: VLLMBenchmark random prompts salted per point
+/// (the default) find nothing of the previous rate's prompts in the cache at rates 2 and 4,
+/// with or without a slot erase before each point, while LMCacheSynthetic still reuses its
+/// prefixes within a point; the control (the same prompts at every rate) inherits the earlier
+/// rates' cache, unless the baseline erases the slots before each point. Every result records
+/// its `cache_state`.
+#[test]
+fn llama_server_cache_state_between_points() {
+    let Some((server, model)) = llama_assets() else {
+        if std::env::var_os("LMBENCH_REQUIRE_LLAMA").is_some() {
+            panic!("LMBENCH_REQUIRE_LLAMA is set but llama-server or the Gemma model is not installed (scripts/install-llama-server.sh, scripts/fetch-gemma.sh)");
+        }
+        eprintln!("skipping: llama-server / Gemma not installed");
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    lmbench()
+        .env("LLAMA_SERVER", &server)
+        .env("GEMMA_GGUF", &model)
+        .args(["run", "-c"])
+        .arg(repo().join("run-bench.yaml"))
+        .arg("--spec")
+        .arg(repo().join("tests/e2e-specs/gemma-cache-salted.yaml"))
+        .arg("--spec")
+        .arg(repo().join("tests/e2e-specs/gemma-cache-shared.yaml"))
+        .arg("--results-dir")
+        .arg(out.path())
+        .args([
+            "--port",
+            &port.to_string(),
+            "--ready-timeout",
+            "120",
+            "--request-timeout",
+            "120",
+        ])
+        .timeout(Duration::from_secs(400))
+        .assert()
+        .success();
+    let mut seen = 0;
+    for (suite, salted) in [
+        ("e2e-llama-cache-salted", true),
+        ("e2e-llama-cache-shared", false),
+    ] {
+        for f in result_files(&out.path().join(suite)) {
+            let v = read_json(&f);
+            let r = &v["results"];
+            let reset = v["serving"]["config"]["cacheReset"] == "llamacpp";
+            let state = &r["cache_state"];
+            let ratio = r["cache_hit_ratio"].as_f64().unwrap_or(0.0);
+            let workload = v["workload"]["WORKLOAD"].as_str().unwrap().to_string();
+            let rate = v["workload"]["REQUEST_RATE"].as_f64();
+            eprintln!(
+                "{suite} reset={reset} {workload} rate={rate:?}: cache_hit_ratio {ratio:.3}, \
+                 start {}, first request cached {} of {}, reset {}",
+                state["start"],
+                state["first_request_cached_tokens"],
+                state["first_request_prompt_tokens"],
+                state["reset"]
+            );
+            let what = format!("{}: {state}", f.display());
+            assert_eq!(r["failed_requests"], 0, "{what}");
+            if reset {
+                assert_eq!(state["reset"]["ok"], true, "{what}");
+                assert!(
+                    state["reset"]["detail"]
+                        .as_str()
+                        .unwrap()
+                        .contains("action=erase"),
+                    "{what}"
+                );
+            } else {
+                assert!(state["reset"].is_null(), "{what}");
+            }
+            let start = state["start"].as_str().unwrap();
+            match (salted, reset) {
+                (true, false) => assert_eq!(start, "salted", "{what}"),
+                (true, true) => assert_eq!(start, "salted+reset", "{what}"),
+                (false, false) => assert_eq!(start, "warm", "{what}"),
+                (false, true) => assert_eq!(start, "reset", "{what}"),
+            }
+            if workload == "synthetic" {
+                // Reuse within the point is what the workload is for: unchanged.
+                assert!(ratio > 0.3, "{what}: {ratio}");
+                seen += 1;
+                continue;
+            }
+            let rate = rate.unwrap();
+            if rate > 1.0 {
+                if salted || reset {
+                    assert!(
+                        ratio < 0.15,
+                        "rate {rate} inherited the cache: {ratio} ({what})"
+                    );
+                    let warned = r["warnings"].to_string().contains("earlier point");
+                    assert!(!warned, "{what}");
+                } else {
+                    // The control: the same prompts as the rate before, still cached.
+                    assert!(ratio > 0.5, "rate {rate}: {ratio} ({what})");
+                }
+            }
+            seen += 1;
+        }
+    }
+    // Salted: 2 baselines × (3 rates + 1 synthetic point); shared: 2 baselines × 3 rates.
+    assert_eq!(seen, 14);
+    assert!(port_free(port), "llama-server still holds port {port}");
 }
 
 #[test]
@@ -702,4 +812,76 @@ fn a_second_ctrl_c_forces_exit_and_kills_the_engine() {
         "the launcher survived: {}",
         String::from_utf8_lossy(&ps.stdout)
     );
+}
+
+/// `--start-from 3` keeps the first baseline's `extraBody`: against an engine that may end an
+/// answer early (`eosProbability`), the baseline's `{ignore_eos: true}` makes every answer
+/// exactly `max_tokens` long. Without it about half the answers stop early.
+#[test]
+fn start_from_3_sends_the_first_baselines_extra_body() {
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bin = assert_cmd::cargo::cargo_bin("lmbench");
+    let mut engine = std::process::Command::new(bin)
+        .env_remove("RUST_BACKTRACE")
+        .args(["sim", "--port", &port.to_string(), "--mode", "fixed"])
+        .args([
+            "--ttft-ms",
+            "1",
+            "--itl-ms",
+            "1",
+            "--set",
+            "eosProbability=0.3",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port_busy(port, Duration::from_secs(30));
+    let spec = out.path().join("extra-body.yaml");
+    std::fs::write(
+        &spec,
+        "Name: start-from-3\nServing:\n  - Simulated:\n      modelURL: sim-model\n      \
+         extraBody: {ignore_eos: true}\nWorkload:\n  Random:\n    NUM_USERS: 4\n    \
+         NUM_ROUNDS: 2\n    PROMPT_LEN: 20\n    ANSWER_LEN: 12\n    QPS: [10]\n    DURATION: 2\n",
+    )
+    .unwrap();
+    let run = lmbench()
+        .args(["run", "-c"])
+        .arg(repo().join("run-bench.yaml"))
+        .arg("--spec")
+        .arg(&spec)
+        .args([
+            "--start-from",
+            "3",
+            "--model-url",
+            "sim-model",
+            "--key",
+            "existing",
+        ])
+        .args(["--port", &port.to_string()])
+        .arg("--results-dir")
+        .arg(out.path().join("results"))
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let _ = engine.kill();
+    let _ = engine.wait();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let files = result_files(&out.path().join("results/start-from-3"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    let recs = records(&files[0]);
+    assert!(recs.len() >= 10);
+    for r in recs.iter().filter(|r| !r.warmup) {
+        assert!(r.ok(), "{:?}", r.error);
+        assert_eq!(
+            r.completion_tokens,
+            Some(12),
+            "extraBody's ignore_eos was not sent"
+        );
+    }
 }

@@ -39,6 +39,7 @@ impl Streams {
             user_id: Some(id),
             round: 1,
             due_s,
+            slot_s: None,
             prompt: Prompt::Text(format!("question {id} about the error budget")),
             max_tokens: TOKENS,
             client_prompt_tokens: 6,
@@ -135,6 +136,7 @@ fn measure(streams: u64, warmup_s: f64, measured_s: f64) -> Measured {
         let summary = agg.finish(&SummaryContext {
             target_qps: None,
             run_duration_s: Some(measured_s),
+            api: Default::default(),
         });
         (records, summary)
     });

@@ -19,6 +19,7 @@ fn spec(prompt: Prompt) -> RequestSpec {
         user_id: Some(42),
         round: 2,
         due_s: 1.5,
+        slot_s: None,
         prompt,
         max_tokens: 16,
         client_prompt_tokens: 11,

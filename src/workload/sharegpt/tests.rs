@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::workload::test_support::*;
+use crate::workload::MEASURED_START_LEAD_S;
 use std::collections::HashMap;
 
 const SAMPLE: &str = "3-workloads/sharegpt/sample.json";
@@ -32,7 +33,8 @@ fn defaults_replay_rounds_three_to_five_after_a_warmup_of_round_two() {
     assert_eq!(warm.len(), convs);
     assert!(warm.iter().all(|s| s.spec.round == 2));
     assert_eq!(measured.len(), convs * 3);
-    let warm_end = warm.iter().map(|s| s.end).fold(0.0, f64::max);
+    // The measured requests start a lead after the last warmup answer.
+    let warm_end = warm.iter().map(|s| s.end).fold(0.0, f64::max) + MEASURED_START_LEAD_S;
     for (k, s) in measured.iter().enumerate() {
         // Conversation order, rounds 3, 4, 5, one request every 1/QPS.
         assert_eq!(s.spec.round, 3 + (k % 3) as u32);
@@ -108,12 +110,10 @@ fn each_round_extends_the_previous_prompt_with_the_recorded_answer() {
     );
     let answer = conv[1]["value"].as_str().unwrap();
     assert_eq!(first.max_tokens, b.count(answer).min(256) as u32);
+    // The client counts the prompt as sent: rendered for the completions API.
     assert_eq!(
         first.client_prompt_tokens,
-        messages(first)
-            .iter()
-            .map(|m| b.count(&m.content) as u64)
-            .sum::<u64>()
+        b.count(&crate::client::render_completions_prompt(messages(first))) as u64
     );
 }
 

@@ -242,10 +242,16 @@ fn shared_leading_hash_ids_share_exactly_that_prefix() {
     assert_ne!(a[2 * bs as usize..], b[2 * bs as usize..]);
 }
 
+/// Blocks are salted with the point's seed by default (a point never finds the previous
+/// point's blocks cached), and the same at every point with `SALT_PER_POINT: false`.
 #[test]
-fn block_text_does_not_depend_on_the_run_seed() {
+fn block_text_depends_on_the_point_unless_salting_is_off() {
     let text = trace_text(&[(0, 64, 1, &[5, 6])]);
     let yaml = "{PRESERVE_TIMING: true, BLOCK_SIZE: 32}";
+    let a = drain(&mut replay(&text, yaml, None, &ctx(1)));
+    let b = drain(&mut replay(&text, yaml, None, &ctx(2)));
+    assert_ne!(prompt_of(&a[0]), prompt_of(&b[0]));
+    let yaml = "{PRESERVE_TIMING: true, BLOCK_SIZE: 32, SALT_PER_POINT: false}";
     let a = drain(&mut replay(&text, yaml, None, &ctx(1)));
     let b = drain(&mut replay(&text, yaml, None, &ctx(2)));
     assert_eq!(prompt_of(&a[0]), prompt_of(&b[0]));

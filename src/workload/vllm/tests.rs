@@ -37,9 +37,65 @@ fn repo() -> PathBuf {
 }
 
 /// The item validated against `root` (where its dataset is), built at `rate`.
+/// vLLM's own prompts (no per-point salt) unless the item sets `SALT_PER_POINT`: these tests
+/// check vLLM's sampling.
 fn build_in(yaml: &str, rate: f64, root: &Path) -> Result<VllmBench, WorkloadError> {
-    let cfg = crate::workload::spec_from_yaml_in::<Raw>(yaml, root);
+    let mut cfg = crate::workload::spec_from_yaml_in::<Raw>(yaml, root);
+    if !yaml.contains("SALT_PER_POINT") {
+        cfg.salt_per_point = false;
+    }
     VllmBench::new(&cfg, &run(rate), &ctx(rate, root))
+}
+
+/// By default every point gets prompts of its own (the point's seed is the run's): the random
+/// dataset keeps its exact lengths and shared prefix within a point, with different text at
+/// another point; other datasets' prompts start with the point's words; `SALT_PER_POINT: false`
+/// gives the same prompts at every point.
+#[test]
+fn prompts_are_salted_per_point_unless_turned_off() {
+    let at = |yaml: &str, seed: u64| {
+        let cfg = crate::workload::spec_from_yaml_in::<Raw>(yaml, &repo());
+        let mut c = ctx(2.0, &repo());
+        c.seed = seed;
+        let mut w = VllmBench::new(&cfg, &run(2.0), &c).unwrap();
+        all_specs(&mut w)
+    };
+    let b = PromptBuilder::global();
+    let (p1, p2) = (at(RANDOM, 7), at(RANDOM, 8));
+    let unsalted = at(&format!("{RANDOM}SALT_PER_POINT: false\n"), 7);
+    for ((a, c), u) in p1.iter().zip(&p2).zip(&unsalted) {
+        assert_eq!(b.count(text(a)), b.count(text(u)), "exact lengths kept");
+        assert_eq!(b.count(text(c)), b.count(text(u)));
+        assert_ne!(text(a), text(c), "another point, other text");
+        assert_ne!(text(a), text(u));
+    }
+    // The shared prefix is shared within the point (16 tokens), not across points.
+    let words = |s: &RequestSpec, n: usize| -> Vec<String> {
+        text(s).split(' ').take(n + 1).map(str::to_string).collect()
+    };
+    assert!(p1.iter().all(|s| words(s, 16) == words(&p1[0], 16)));
+    assert_ne!(words(&p1[0], 16), words(&p2[0], 16));
+    assert_eq!(
+        unsalted.iter().map(text).collect::<Vec<_>>(),
+        at(&format!("{RANDOM}SALT_PER_POINT: false\n"), 8)
+            .iter()
+            .map(text)
+            .collect::<Vec<_>>(),
+        "unsalted: the same prompts at every point"
+    );
+    let sonnet =
+        "DATASET_NAME: sonnet\nDATASET_PATH: 3-workloads/vllm-benchmark-serving/verses.txt\n\
+                  NUM_PROMPTS: 5\nSONNET_INPUT_LEN: 120\nSONNET_PREFIX_LEN: 40\n";
+    let (s1, s2) = (at(sonnet, 7), at(sonnet, 8));
+    let tag = text(&s1[0]).split_once('\n').unwrap().0.to_string();
+    assert_eq!(tag.split(' ').count(), 4, "{tag}");
+    assert!(s1
+        .iter()
+        .all(|s| text(s).starts_with(&format!("{tag}\n{SONNET_INSTRUCTION}"))));
+    assert!(!text(&s2[0]).starts_with(&tag));
+    for s in &s1 {
+        assert_eq!(s.client_prompt_tokens, b.count(text(s)) as u64);
+    }
 }
 
 fn all_specs(w: &mut VllmBench) -> Vec<RequestSpec> {
@@ -368,6 +424,7 @@ fn completed(sent: f64, first: f64, end: f64, tokens: u64, ok: bool) -> Complete
             round: 1,
             warmup: false,
             due_s: 0.0,
+            slot_s: None,
             sent_s: sent,
             first_token_s: Some(first),
             end_s: end,
