@@ -139,8 +139,23 @@ pub struct RequestRecord {
     pub warmup: bool,
     /// When it was due (seconds since run start).
     pub due_s: f64,
-    /// When the client started sending it.
+    /// When the client started sending it: the request was handed to the HTTP client, before
+    /// a connection was taken from the pool or opened. TTFT and E2E latency count from here, so
+    /// the set-up of a new connection is inside them; `connect_ms` says how much of it.
     pub sent_s: f64,
+    /// Whether the request waited for a new connection: `Some(true)` when the connection it
+    /// went out on was opened for it (ready only after the request was sent), `Some(false)`
+    /// when it went out on a connection that was already open (kept in the pool). `None` when
+    /// not known: no response head came back (a failed connect, a timeout or cancellation
+    /// before the head), or a record written before lmbench recorded connections.
+    #[serde(default)]
+    pub new_connection: Option<bool>,
+    /// With `new_connection` true: milliseconds of this request's time spent setting up that
+    /// connection, from the later of the send and the start of the connect (name lookup, TCP,
+    /// TLS) until the connection was ready, plus, on a port-forwarded baseline, the set-up of the
+    /// forwarded stream. It is part of the TTFT, not in addition to it. `None` otherwise.
+    #[serde(default)]
+    pub connect_ms: Option<f64>,
     /// When the first chunk carrying generated content arrived; `None` if none did.
     pub first_token_s: Option<f64>,
     /// When the response ended (last byte, error or timeout).

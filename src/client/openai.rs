@@ -5,12 +5,18 @@
 //!
 //! Timing: each network chunk is stamped once on arrival and the stamp is shared by every
 //! event parsed from it, so decoding cost never shows up as latency.
+//!
+//! Connections: the send time is stamped when the request is handed to the HTTP client, before
+//! a pooled connection is taken or a new one opened, so a new connection's set-up is part of the
+//! request's TTFT; the record says whether the request waited for one and for how long
+//! ([`super::connections`]). [`Client::warm_up`] opens connections before a run.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use hyper_util::client::legacy::connect::HttpInfo;
 use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
@@ -18,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::body::{body_size_hint, write_body};
 use super::chunk::StreamChunk;
+use super::connections::{Registry, TrackLayer};
 use super::sse::{SseDecoder, SseEventRef};
 use crate::record::{ApiType, Completed, ErrorKind, RequestError, RequestRecord, RequestSpec};
 
@@ -76,6 +83,8 @@ impl fmt::Debug for ClientConfig {
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
+    /// The connections `http`'s pool opened that no response has come back on yet.
+    conns: Arc<Registry>,
     inner: Arc<Inner>,
     /// Live counters of the run this handle belongs to, if any.
     progress: Option<Arc<crate::progress::RunProgress>>,
@@ -109,7 +118,8 @@ impl Client {
                 cfg.base_url
             );
         }
-        let http = http_client(&cfg)?;
+        let conns = Arc::new(Registry::default());
+        let http = http_client(&cfg, &conns)?;
         let auth = match &cfg.api_key {
             Some(key) => {
                 let mut v = HeaderValue::try_from(format!("Bearer {key}"))
@@ -121,6 +131,7 @@ impl Client {
         };
         Ok(Client {
             http,
+            conns,
             inner: Arc::new(Inner {
                 cfg,
                 url,
@@ -135,10 +146,44 @@ impl Client {
     /// pool of its own: connections belong to the runtime that opened them, so each of the
     /// runner's send threads gets its own pool.
     pub fn with_own_pool(&self) -> anyhow::Result<Client> {
+        let conns = Arc::new(Registry::default());
         Ok(Client {
-            http: http_client(&self.inner.cfg)?,
+            http: http_client(&self.inner.cfg, &conns)?,
+            conns,
             ..self.clone()
         })
+    }
+
+    /// Opens `n` connections to the endpoint at once, one `GET /v1/models` each (answered and
+    /// read to the end), and leaves them idle in this handle's pool, so that the first
+    /// requests of a run find connections open (and, through a port-forward, their streams).
+    /// Gives up after `within`. Returns how many distinct connections answered; a server that
+    /// refuses or fails is not an error here, since the run's own requests will record it.
+    /// Must run on the runtime that will send the requests: connections belong to it.
+    pub async fn warm_up(&self, n: usize, within: Duration) -> usize {
+        let Ok(url) = reqwest::Url::parse(&models_url(&self.inner.cfg.base_url)) else {
+            return 0;
+        };
+        let one = || async {
+            let mut req = self.http.get(url.clone());
+            if let Some(auth) = &self.inner.auth {
+                req = req.header(AUTHORIZATION, auth.clone());
+            }
+            let mut resp = req.send().await.ok()?;
+            let local = resp
+                .extensions()
+                .get::<HttpInfo>()
+                .map(HttpInfo::local_addr);
+            // Claimed here, so that no measured request counts these as its own.
+            let _ = self.conns.connection_of(local, std::time::Instant::now());
+            // Read to the end, so that the connection goes back to the pool.
+            while let Ok(Some(_)) = resp.chunk().await {}
+            local
+        };
+        let all = futures_util::future::join_all((0..n).map(|_| one()));
+        let answered = tokio::time::timeout(within, all).await.unwrap_or_default();
+        let distinct: std::collections::HashSet<_> = answered.into_iter().flatten().collect();
+        distinct.len()
     }
 
     /// The configuration the client was built with.
@@ -206,7 +251,10 @@ impl Client {
             req = req.header(AUTHORIZATION, auth.clone());
         }
 
-        ex.record.sent_s = ex.now();
+        // The clock starts before a connection is taken from the pool or opened: a request
+        // that waits for a new connection has that wait in its TTFT, and says how long it was.
+        let sent_at = Instant::now();
+        ex.record.sent_s = sent_at.saturating_duration_since(ex.epoch).as_secs_f64();
         let retry = req.try_clone();
         let mut resp = match req.send().await {
             Ok(r) => r,
@@ -227,6 +275,13 @@ impl Client {
             }
             Err(e) => return Err(req_err(ErrorKind::Connect, error_chain(&e))),
         };
+        let local = resp
+            .extensions()
+            .get::<HttpInfo>()
+            .map(HttpInfo::local_addr);
+        let (new_connection, connect_ms) = self.conns.connection_of(local, sent_at.into_std());
+        ex.record.new_connection = new_connection;
+        ex.record.connect_ms = connect_ms;
         let status = resp.status();
         ex.record.status = Some(status.as_u16());
         if !status.is_success() {
@@ -288,8 +343,9 @@ impl Client {
     }
 }
 
-/// The HTTP client behind a [`Client`]: one connection pool.
-fn http_client(cfg: &ClientConfig) -> anyhow::Result<reqwest::Client> {
+/// The HTTP client behind a [`Client`]: one connection pool, whose new connections are noted
+/// in `conns`.
+fn http_client(cfg: &ClientConfig, conns: &Arc<Registry>) -> anyhow::Result<reqwest::Client> {
     super::tls::builder(cfg.ca_cert.as_deref())
         .map_err(anyhow::Error::msg)?
         // Benchmark traffic must go straight to the endpoint, whatever *_PROXY says.
@@ -302,6 +358,7 @@ fn http_client(cfg: &ClientConfig) -> anyhow::Result<reqwest::Client> {
         // sent. Dropping idle connections sooner costs a reconnect, never a failure.
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .connect_timeout(cfg.request_timeout.min(MAX_CONNECT_TIMEOUT))
+        .connector_layer(TrackLayer(conns.clone()))
         // A retried request would be measured as one slow request.
         .retry(reqwest::retry::never())
         .user_agent(concat!("lmbench/", env!("CARGO_PKG_VERSION")))
@@ -316,6 +373,16 @@ fn is_stale_connection(e: &reqwest::Error) -> bool {
         && !e.is_connect()
         && e.status().is_none()
         && error_chain(e).contains("connection closed before message completed")
+}
+
+/// `base` + `/v1/models` (a base already ending in `/v1` is not given a second one).
+fn models_url(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if base.ends_with("/v1") {
+        format!("{base}/models")
+    } else {
+        format!("{base}/v1/models")
+    }
 }
 
 /// `base` + the API path; a base already ending in `/v1` is not given a second one.
@@ -352,6 +419,8 @@ impl Exchange {
                 warmup: spec.warmup,
                 due_s: spec.due_s,
                 sent_s: now,
+                new_connection: None,
+                connect_ms: None,
                 first_token_s: None,
                 end_s: now,
                 // One allocation for the usual case of one chunk per token.

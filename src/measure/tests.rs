@@ -40,6 +40,8 @@ fn rec(
         warmup: false,
         due_s: due,
         sent_s: sent,
+        new_connection: None,
+        connect_ms: None,
         first_token_s: chunks.first().copied(),
         end_s: end,
         chunk_times_s: chunks.to_vec(),

@@ -68,6 +68,8 @@ fn record(id: u64, sent: f64, ok: bool) -> RequestRecord {
         warmup: false,
         due_s: sent,
         sent_s: sent,
+        new_connection: None,
+        connect_ms: None,
         first_token_s: ok.then_some(sent + 0.2),
         end_s: sent + 0.5,
         chunk_times_s: if ok {

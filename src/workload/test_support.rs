@@ -117,6 +117,8 @@ fn completed(spec: &RequestSpec, end: f64, ok: bool) -> Completed {
             warmup: spec.warmup,
             due_s: spec.due_s,
             sent_s: spec.due_s,
+            new_connection: None,
+            connect_ms: None,
             first_token_s: ok.then_some(end),
             end_s: end,
             chunk_times_s: Vec::new(),

@@ -797,3 +797,50 @@ async fn a_reused_connection_closed_by_the_server_is_resent_once() {
     // The second request reached the closing connection, then a fresh one.
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+// ---- connections ------------------------------------------------------------------------
+
+/// Through an endpoint whose connections take 200 ms to open (a TLS handshake held back), the
+/// first request waits for its connection and records that wait as connect time, inside its
+/// TTFT; the next one goes out on the same connection and records none. A warmed-up client's
+/// first request waits for nothing.
+#[tokio::test]
+async fn a_new_connection_is_recorded_with_its_connect_time() {
+    let delay = Duration::from_millis(200);
+    let pieces = vec![completion_piece("a"), usage_piece(), DONE.to_string()];
+    let (plain, _) = serve(Script::ok(pieces, Duration::from_millis(20))).await;
+    let backend: SocketAddr = plain.trim_start_matches("http://").parse().unwrap();
+    let front = crate::client::test_support::slow_tls_front(backend, delay).await;
+    let mut c = cfg(&front.base_url, ApiType::Completions);
+    c.ca_cert = Some(front.ca.path().to_path_buf());
+    let client = Client::new(c.clone()).unwrap();
+    let s = spec(Prompt::Text("p".into()));
+    let cancel = CancellationToken::new();
+    let epoch = Instant::now();
+
+    let first = client.send(&s, epoch, &cancel).await.record;
+    assert_eq!(first.error, None);
+    assert_eq!(first.new_connection, Some(true));
+    let connect = first.connect_ms.unwrap();
+    let ttft_ms = (first.first_token_s.unwrap() - first.sent_s) * 1000.0;
+    eprintln!("first request: connect {connect:.1} ms, TTFT {ttft_ms:.1} ms");
+    assert!((200.0..1500.0).contains(&connect), "connect {connect} ms");
+    assert!(
+        ttft_ms >= connect + 15.0,
+        "TTFT {ttft_ms} ms, connect {connect} ms"
+    );
+
+    let second = client.send(&s, epoch, &cancel).await.record;
+    assert_eq!(second.error, None);
+    assert_eq!(
+        (second.new_connection, second.connect_ms),
+        (Some(false), None)
+    );
+    let ttft_ms = (second.first_token_s.unwrap() - second.sent_s) * 1000.0;
+    assert!(ttft_ms < 190.0, "TTFT {ttft_ms} ms on a reused connection");
+
+    let warmed = Client::new(c).unwrap();
+    assert_eq!(warmed.warm_up(2, Duration::from_secs(10)).await, 2);
+    let r = warmed.send(&s, epoch, &cancel).await.record;
+    assert_eq!((r.new_connection, r.connect_ms), (Some(false), None));
+}

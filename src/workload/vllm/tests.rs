@@ -369,6 +369,8 @@ fn completed(sent: f64, first: f64, end: f64, tokens: u64, ok: bool) -> Complete
             warmup: false,
             due_s: 0.0,
             sent_s: sent,
+            new_connection: None,
+            connect_ms: None,
             first_token_s: Some(first),
             end_s: end,
             chunk_times_s: Vec::new(),
