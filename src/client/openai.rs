@@ -9,7 +9,8 @@
 //! Connections: the send time is stamped when the request is handed to the HTTP client, before
 //! a pooled connection is taken or a new one opened, so a new connection's set-up is part of the
 //! request's TTFT; the record says whether the request waited for one and for how long
-//! ([`super::connections`]). [`Client::warm_up`] opens connections before a run.
+//! ([`super::connections`]). Idle connections stay in the pool for [`POOL_IDLE_TIMEOUT`] and
+//! [`Client::warm_up`] opens some before a run, so that requests seconds apart find one open.
 
 use std::fmt;
 use std::sync::Arc;
@@ -38,8 +39,17 @@ const ERROR_BODY_WAIT: Duration = Duration::from_secs(1);
 /// After `[DONE]`, how long to wait for the end of the body. Reading it to the end lets the
 /// connection go back to the pool; a server that keeps the body open costs at most this.
 const DRAIN_AFTER_DONE: Duration = Duration::from_millis(200);
-/// Idle pooled connections are dropped after this long (below common 5 s server keep-alives).
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Idle pooled connections are kept this long, so that requests many seconds apart (LMBench's
+/// usual 0.5–2 QPS, spread over send threads) find a connection open instead of paying a new
+/// connect, or a new port-forward stream, inside their TTFT. A server that closes an idle
+/// connection sooner is noticed by the pool (the connection reads its end); a request that
+/// meets one closing just as it is sent is resent once (see [`Client::send`]).
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// TCP keep-alive probes on idle connections after this long, so that a long-idle pooled
+/// connection is not silently dropped by a NAT, load balancer or firewall on the way (and a
+/// dead peer is noticed before a request is written to it).
+const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// Upper bound on the TCP connect phase (the request timeout, if shorter, applies instead).
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -353,10 +363,8 @@ fn http_client(cfg: &ClientConfig, conns: &Arc<Registry>) -> anyhow::Result<reqw
         .http1_only()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(usize::MAX)
-        // Servers close idle keep-alive connections (uvicorn, which serves vLLM, and
-        // llama.cpp after 5 s); reusing one just as it closes fails the request before it is
-        // sent. Dropping idle connections sooner costs a reconnect, never a failure.
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .tcp_keepalive(TCP_KEEPALIVE)
         .connect_timeout(cfg.request_timeout.min(MAX_CONNECT_TIMEOUT))
         .connector_layer(TrackLayer(conns.clone()))
         // A retried request would be measured as one slow request.
