@@ -162,6 +162,15 @@ pub struct Summary {
     pub total_cached_tokens: Option<u64>,
     /// Cached ÷ prompt tokens over the responses that reported cached tokens.
     pub cache_hit_ratio: Option<f64>,
+    /// Non-warmup requests (failed ones included) that waited for a new connection
+    /// (`new_connection` in their records). Left out when no record says (records written
+    /// before lmbench recorded connections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_connections: Option<u64>,
+    /// Their connection set-up time (`connect_ms`), part of their TTFT; left out like
+    /// `new_connections`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<Stats>,
     /// Human-readable problems with the run (load shortfall, failures, fallbacks).
     pub warnings: Vec<String>,
 }
