@@ -178,7 +178,9 @@ pub struct RequestRecord {
     pub max_tokens: u32,
     /// HTTP status, if a response started.
     pub status: Option<u16>,
-    /// The failure, if any. `None` means the stream completed with `[DONE]`.
+    /// The failure, if any. `None` means the stream completed with `[DONE]` after at least one
+    /// content chunk (a stream with no content at all is a `bad_response` failure, unless
+    /// `max_tokens` was 0).
     pub error: Option<RequestError>,
 }
 

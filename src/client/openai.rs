@@ -534,15 +534,29 @@ impl Exchange {
         Ok(())
     }
 
-    /// Closes the record. An error after `[DONE]` (a timeout or cancellation while draining
-    /// the end of the body) does not spoil a completed response.
+    /// Closes the record and judges the outcome. An error after `[DONE]` (a timeout or
+    /// cancellation while draining the end of the body) does not spoil a completed response; a
+    /// completed response without any content is a failure.
     fn finish(mut self, outcome: Result<(), RequestError>) -> Completed {
-        if !self.done {
-            self.record.end_s = self.now();
-            if let Err(error) = outcome {
-                self.record.error = Some(error);
-                self.text.clear();
+        let r = &mut self.record;
+        if self.done {
+            // `[DONE]` after nothing at all: the server accepted the request and produced no
+            // token, which is no completion (its TTFT and throughput would be undefined or
+            // zero). A request that asked for no tokens is the exception.
+            if r.chunk_times_s.is_empty() && r.max_tokens > 0 {
+                r.error = Some(req_err(
+                    ErrorKind::BadResponse,
+                    "the stream ended with [DONE] without any generated content",
+                ));
             }
+        } else {
+            r.end_s = secs_since(self.epoch);
+            if let Err(error) = outcome {
+                r.error = Some(error);
+            }
+        }
+        if r.error.is_some() {
+            self.text.clear();
         }
         Completed {
             record: self.record,

@@ -798,6 +798,41 @@ async fn a_reused_connection_closed_by_the_server_is_resent_once() {
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
 
+// ---- empty completions, token counts --------------------------------------------------
+
+/// A 200 stream that ends with `[DONE]` having carried no content at all (only a role chunk,
+/// an empty text and usage) is a failure, not a completion; one that asked for no tokens is
+/// not.
+#[tokio::test]
+async fn done_without_any_content_is_bad_response() {
+    let pieces = vec![
+        chat_piece(json!({"role": "assistant", "content": ""})),
+        chat_piece(json!({"content": ""})),
+        sse(json!({"id": "c", "choices": [], "usage": {
+            "prompt_tokens": 11, "completion_tokens": 0, "total_tokens": 11}})),
+        DONE.to_string(),
+    ];
+    let (base, _) = serve(Script::ok(pieces, Duration::from_millis(5))).await;
+    let done = run(cfg(&base, ApiType::Chat), &spec(Prompt::Text("p".into()))).await;
+    let r = &done.record;
+    assert_eq!(kind(&done), Some(ErrorKind::BadResponse));
+    let msg = &r.error.as_ref().unwrap().message;
+    assert!(
+        msg.contains("[DONE] without any generated content"),
+        "{msg}"
+    );
+    assert_eq!(
+        (r.status, r.first_token_s, r.chunk_times_s.len()),
+        (Some(200), None, 0)
+    );
+    assert!(r.end_s >= r.sent_s);
+
+    let mut none_asked = spec(Prompt::Text("p".into()));
+    none_asked.max_tokens = 0;
+    let done = run(cfg(&base, ApiType::Chat), &none_asked).await;
+    assert_eq!(done.record.error, None);
+}
+
 // ---- connections ------------------------------------------------------------------------
 
 /// Through an endpoint whose connections take 200 ms to open (a TLS handshake held back), the
