@@ -171,9 +171,16 @@ pub struct RequestRecord {
     pub cached_tokens: Option<u64>,
     /// The client's count of the prompt (see [`RequestSpec::client_prompt_tokens`]).
     pub client_prompt_tokens: u64,
-    /// The client's count of generated tokens: the number of content chunks (each streamed
-    /// chunk of an OpenAI-compatible server carries one token in the engines we target).
+    /// The client's count of generated tokens: the generated text (answer and reasoning)
+    /// counted with the run's tokenizer (the one that counts the prompts). A client without a
+    /// tokenizer (and records written before lmbench counted text) hold the number of content
+    /// chunks instead.
     pub client_completion_tokens: u64,
+    /// Content chunks received: chunks that carried generated text or reasoning (the length of
+    /// `chunk_times_s`). Servers that send one token per chunk make it the token count; 0 in
+    /// records written before lmbench recorded it.
+    #[serde(default)]
+    pub content_chunks: u64,
     /// The `max_tokens` asked for.
     pub max_tokens: u32,
     /// HTTP status, if a response started.

@@ -19,3 +19,12 @@ pub mod tls;
 pub use body::{build_body, render_completions_prompt};
 pub use openai::{Client, ClientConfig};
 pub use sse::{SseDecoder, SseEvent, SseTail};
+
+/// Counts tokens of text the way the run counts its prompts. The client counts the generated
+/// text of each request with it when a run gives it one ([`Client::with_token_counter`]);
+/// implemented by the workloads' prompt builder, so that client counts of prompts and of
+/// completions come from the same tokenizer.
+pub trait TokenCounter: Send + Sync {
+    /// The number of tokens in `text`.
+    fn count(&self, text: &str) -> usize;
+}

@@ -11,6 +11,10 @@
 //! request's TTFT; the record says whether the request waited for one and for how long
 //! ([`super::connections`]). Idle connections stay in the pool for [`POOL_IDLE_TIMEOUT`] and
 //! [`Client::warm_up`] opens some before a run, so that requests seconds apart find one open.
+//!
+//! Tokens: without a server `usage` count, the client's count of generated tokens is the
+//! generated text counted with the run's tokenizer ([`super::TokenCounter`]); the number of
+//! content chunks is recorded beside it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use super::body::{body_size_hint, write_body};
 use super::chunk::StreamChunk;
 use super::connections::{Registry, TrackLayer};
 use super::sse::{SseDecoder, SseEventRef};
+use super::TokenCounter;
 use crate::record::{ApiType, Completed, ErrorKind, RequestError, RequestRecord, RequestSpec};
 
 /// Longest error detail kept in a record, in characters.
@@ -98,6 +103,19 @@ pub struct Client {
     inner: Arc<Inner>,
     /// Live counters of the run this handle belongs to, if any.
     progress: Option<Arc<crate::progress::RunProgress>>,
+    /// Counts generated text into `client_completion_tokens`; without one, content chunks are
+    /// counted.
+    tokens: Option<Counter>,
+}
+
+/// A [`TokenCounter`], shown in `Debug` output as a placeholder.
+#[derive(Clone)]
+struct Counter(Arc<dyn TokenCounter>);
+
+impl fmt::Debug for Counter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenCounter")
+    }
 }
 
 #[derive(Debug)]
@@ -149,6 +167,7 @@ impl Client {
                 auth,
             }),
             progress: None,
+            tokens: None,
         })
     }
 
@@ -162,6 +181,15 @@ impl Client {
             conns,
             ..self.clone()
         })
+    }
+
+    /// A handle on the same connection pool that counts generated text with `counter` (the
+    /// run's tokenizer) into each record's `client_completion_tokens`.
+    pub fn with_token_counter(&self, counter: Arc<dyn TokenCounter>) -> Client {
+        Client {
+            tokens: Some(Counter(counter)),
+            ..self.clone()
+        }
     }
 
     /// Opens `n` connections to the endpoint at once, one `GET /v1/models` each (answered and
@@ -229,6 +257,7 @@ impl Client {
         }
         let mut ex = Exchange::new(spec, epoch);
         let timeout = self.inner.cfg.request_timeout;
+        let tokens = self.tokens.as_ref().map(|c| &*c.0);
         let outcome = {
             let fut = self.exchange(spec, &mut ex);
             tokio::select! {
@@ -242,7 +271,7 @@ impl Client {
                 }),
             }
         };
-        ex.finish(outcome)
+        ex.finish(outcome, tokens)
     }
 
     async fn exchange(&self, spec: &RequestSpec, ex: &mut Exchange) -> Result<(), RequestError> {
@@ -412,6 +441,8 @@ struct Exchange {
     epoch: Instant,
     record: RequestRecord,
     text: String,
+    /// Reasoning text (generated, but not part of the answer); counted, never handed on.
+    reasoning: String,
     done: bool,
 }
 
@@ -438,11 +469,13 @@ impl Exchange {
                 cached_tokens: None,
                 client_prompt_tokens: spec.client_prompt_tokens,
                 client_completion_tokens: 0,
+                content_chunks: 0,
                 max_tokens: spec.max_tokens,
                 status: None,
                 error: None,
             },
             text: String::new(),
+            reasoning: String::new(),
             done: false,
         }
     }
@@ -520,25 +553,43 @@ impl Exchange {
         if let Some(delta) = &choice.delta {
             // Reasoning tokens are generated tokens (they take decode time) but are not part
             // of the answer a later round would carry in its history.
-            let reasoning = [&delta.reasoning_content, &delta.reasoning]
+            for text in [&delta.reasoning_content, &delta.reasoning]
                 .into_iter()
-                .any(|r| r.as_deref().is_some_and(|s| !s.is_empty()));
-            content |= reasoning;
+                .filter_map(|r| r.as_deref())
+                .filter(|s| !s.is_empty())
+            {
+                content = true;
+                self.reasoning.push_str(text);
+            }
         }
         if content {
             let r = &mut self.record;
             r.first_token_s.get_or_insert(t);
             r.chunk_times_s.push(t);
-            r.client_completion_tokens += 1;
         }
         Ok(())
     }
 
-    /// Closes the record and judges the outcome. An error after `[DONE]` (a timeout or
-    /// cancellation while draining the end of the body) does not spoil a completed response; a
-    /// completed response without any content is a failure.
-    fn finish(mut self, outcome: Result<(), RequestError>) -> Completed {
+    /// Closes the record: counts what was generated, and judges the outcome. An error after
+    /// `[DONE]` (a timeout or cancellation while draining the end of the body) does not spoil
+    /// a completed response; a completed response without any content is a failure.
+    fn finish(
+        mut self,
+        outcome: Result<(), RequestError>,
+        tokens: Option<&dyn TokenCounter>,
+    ) -> Completed {
         let r = &mut self.record;
+        r.content_chunks = r.chunk_times_s.len() as u64;
+        // Counted on the send thread after the last time was stamped, so the count delays no
+        // time stamp of this request.
+        r.client_completion_tokens = match tokens {
+            Some(t) => [&self.text, &self.reasoning]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| t.count(s) as u64)
+                .sum(),
+            None => r.content_chunks,
+        };
         if self.done {
             // `[DONE]` after nothing at all: the server accepted the request and produced no
             // token, which is no completion (its TTFT and throughput would be undefined or

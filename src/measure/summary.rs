@@ -25,7 +25,7 @@ pub struct LmbenchMetrics {
     pub benchmark_duration_s: f64,
     /// Σ prompt tokens (server count where reported, else the client's).
     pub total_input_tokens: u64,
-    /// Σ generated tokens (server count where reported, else the client's chunk count).
+    /// Σ generated tokens (server count where reported, else the client's count of the text).
     pub total_generated_tokens: u64,
     /// `successful_requests / benchmark_duration_s`; `null` for a zero-length window.
     pub request_throughput_req_per_s: Option<f64>,
@@ -111,7 +111,8 @@ pub struct TokenComparison {
 pub struct TokenDisagreement {
     /// Prompt tokens: the workload's tokenizer count versus `usage.prompt_tokens`.
     pub prompt: TokenComparison,
-    /// Completion tokens: content chunks counted versus `usage.completion_tokens`.
+    /// Completion tokens: the client's count (`client_completion_tokens`) versus
+    /// `usage.completion_tokens`.
     pub completion: TokenComparison,
 }
 

@@ -50,6 +50,7 @@ fn rec(
         cached_tokens: None,
         client_prompt_tokens: prompt.unwrap_or(10),
         client_completion_tokens: chunks.len() as u64,
+        content_chunks: chunks.len() as u64,
         max_tokens: 64,
         status: Some(200),
         error: None,

@@ -82,6 +82,7 @@ fn record(id: u64, sent: f64, ok: bool) -> RequestRecord {
         cached_tokens: None,
         client_prompt_tokens: 998,
         client_completion_tokens: if ok { 3 } else { 0 },
+        content_chunks: if ok { 3 } else { 0 },
         max_tokens: 3,
         status: Some(if ok { 200 } else { 500 }),
         error: (!ok).then(|| RequestError {

@@ -127,6 +127,7 @@ fn completed(spec: &RequestSpec, end: f64, ok: bool) -> Completed {
             cached_tokens: None,
             client_prompt_tokens: spec.client_prompt_tokens,
             client_completion_tokens: 0,
+            content_chunks: 0,
             max_tokens: spec.max_tokens,
             status: Some(if ok { 200 } else { 500 }),
             error: (!ok).then(|| RequestError {

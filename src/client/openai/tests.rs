@@ -225,13 +225,18 @@ fn chunk_text_with_escapes_and_extra_choices() {
             .unwrap();
     }
     assert_eq!(ex.text, "a\nb \"q\" éplain");
+    assert_eq!(ex.reasoning, "r\tr");
     let r = &ex.record;
-    assert_eq!(r.client_completion_tokens, 3);
     assert_eq!(r.chunk_times_s, vec![1.0; 3]);
     assert_eq!(
         (r.prompt_tokens, r.completion_tokens, r.cached_tokens),
         (Some(3), Some(3), Some(1))
     );
+    // Without a token counter, the client counts content chunks.
+    ex.done = true;
+    let r = ex.finish(Ok(()), None).record;
+    assert_eq!((r.client_completion_tokens, r.content_chunks), (3, 3));
+    assert_eq!(r.error, None);
 }
 
 #[test]
@@ -822,7 +827,7 @@ async fn done_without_any_content_is_bad_response() {
         "{msg}"
     );
     assert_eq!(
-        (r.status, r.first_token_s, r.chunk_times_s.len()),
+        (r.status, r.first_token_s, r.content_chunks),
         (Some(200), None, 0)
     );
     assert!(r.end_s >= r.sent_s);
@@ -831,6 +836,57 @@ async fn done_without_any_content_is_bad_response() {
     none_asked.max_tokens = 0;
     let done = run(cfg(&base, ApiType::Chat), &none_asked).await;
     assert_eq!(done.record.error, None);
+}
+
+/// Counts the words of a text: a stand-in tokenizer whose count differs from the chunk count.
+struct Words;
+
+impl TokenCounter for Words {
+    fn count(&self, text: &str) -> usize {
+        text.split_whitespace().count()
+    }
+}
+
+/// Without usage from the server, the client's completion count is the generated text (answer
+/// and reasoning) counted with the run's tokenizer, not the number of chunks; the chunk count
+/// is recorded beside it. Without a counter, chunks are counted as before.
+#[tokio::test]
+async fn generated_text_is_counted_with_the_token_counter() {
+    let pieces = vec![
+        chat_piece(json!({"reasoning_content": "think about it"})),
+        chat_piece(json!({"content": "one two"})),
+        chat_piece(json!({"content": " three four five"})),
+        DONE.to_string(),
+    ];
+    let (base, _) = serve(Script::ok(pieces, Duration::from_millis(5))).await;
+    let s = spec(Prompt::Text("p".into()));
+    let client = Client::new(cfg(&base, ApiType::Chat)).unwrap();
+    let counted = client.with_token_counter(Arc::new(Words));
+    let done = counted
+        .send(&s, Instant::now(), &CancellationToken::new())
+        .await;
+    let r = &done.record;
+    assert_eq!(r.error, None);
+    assert_eq!(done.text, "one two three four five");
+    assert_eq!((r.content_chunks, r.chunk_times_s.len()), (3, 3));
+    assert_eq!(r.client_completion_tokens, 3 + 5);
+    assert_eq!(r.completion_tokens, None);
+    assert_eq!(r.completion_tokens_best(), 8);
+
+    // The real tokenizer, as `lmbench run` passes it.
+    let tiktoken = crate::workload::prompt::PromptBuilder::global();
+    let done = client
+        .with_token_counter(tiktoken.clone())
+        .send(&s, Instant::now(), &CancellationToken::new())
+        .await;
+    let want = tiktoken.count("think about it") + tiktoken.count("one two three four five");
+    assert_eq!(done.record.client_completion_tokens, want as u64);
+
+    let done = client
+        .send(&s, Instant::now(), &CancellationToken::new())
+        .await;
+    assert_eq!(done.record.client_completion_tokens, 3);
+    assert_eq!(done.record.content_chunks, 3);
 }
 
 // ---- connections ------------------------------------------------------------------------

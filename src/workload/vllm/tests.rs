@@ -379,6 +379,7 @@ fn completed(sent: f64, first: f64, end: f64, tokens: u64, ok: bool) -> Complete
             cached_tokens: None,
             client_prompt_tokens: 10,
             client_completion_tokens: tokens,
+            content_chunks: tokens,
             max_tokens: tokens as u32,
             status: Some(200),
             error: (!ok).then(|| crate::record::RequestError {
