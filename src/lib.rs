@@ -15,7 +15,8 @@
 //! - [`measure`]: records → summary statistics; [`results`]: the typed result file.
 //! - [`report`]: comparison JSON/PNG per suite and `report.html`; [`upload`]: to a dashboard.
 //! - [`orchestrate`]: the suite loop of `lmbench run`; [`commands`]: every subcommand;
-//!   [`cli`]: the command line; [`exit`], [`signals`], [`files`], [`progress`]: shared leaves.
+//!   [`cli`]: the command line; [`exit`], [`signals`], [`files`], [`progress`], [`limits`]
+//!   (the open-file limit): shared leaves.
 //! - [`sim`]: the built-in simulated OpenAI-compatible engine.
 
 pub mod baseline;
@@ -27,6 +28,7 @@ pub mod deploy;
 pub mod exit;
 pub mod files;
 pub mod infra;
+pub mod limits;
 pub mod measure;
 pub mod orchestrate;
 pub mod plan;

@@ -310,9 +310,9 @@ impl Client {
                     .expect("checked")
                     .send()
                     .await
-                    .map_err(|e| req_err(ErrorKind::Connect, error_chain(&e)))?
+                    .map_err(|e| connect_error(&e))?
             }
-            Err(e) => return Err(req_err(ErrorKind::Connect, error_chain(&e))),
+            Err(e) => return Err(connect_error(&e)),
         };
         let local = resp
             .extensions()
@@ -419,6 +419,15 @@ fn models_url(base: &str) -> String {
         format!("{base}/models")
     } else {
         format!("{base}/v1/models")
+    }
+}
+
+/// A failed connect, with what the process's open-file limit has to do with it if anything.
+fn connect_error(e: &reqwest::Error) -> RequestError {
+    let chain = error_chain(e);
+    match crate::limits::out_of_files(e) {
+        Some(why) => req_err(ErrorKind::Connect, format!("{why}: {chain}")),
+        None => req_err(ErrorKind::Connect, chain),
     }
 }
 
