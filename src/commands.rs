@@ -101,6 +101,11 @@ pub enum Request {
 
 /// Carry out a request; the process's exit code.
 pub async fn execute(req: Request) -> anyhow::Result<ExitCode> {
+    // Every request in flight holds a socket: the soft open-file limit (often 1,024) goes up to
+    // the hard one before anything is opened.
+    if matches!(req, Request::Run(_) | Request::Sim { .. }) {
+        crate::limits::raise_open_file_limit();
+    }
     Ok(match req {
         Request::Validate(c) => validate(&c),
         Request::Plan { config, json } => print_plan(&config, json),
@@ -257,6 +262,12 @@ async fn run(r: RunRequest) -> ExitCode {
         eprintln!("Location is NoBench: not running any benchmarks");
         return ExitCode::Ok;
     }
+    if let Err(problems) = open_files_fit(&plan, r.start_from) {
+        for p in problems {
+            eprintln!("error: {p}");
+        }
+        return ExitCode::BadInput;
+    }
     let results_dir = r.results_dir.clone().unwrap_or_else(|| {
         if resolved.embedded {
             PathBuf::from("4-latest-results")
@@ -302,6 +313,49 @@ async fn run(r: RunRequest) -> ExitCode {
         }
     }
     code
+}
+
+/// Every run whose concurrency is known beforehand must fit the open-file limit: checked
+/// before anything is deployed, every problem reported. The one such key is VLLMBenchmark's
+/// `MAX_CONCURRENCY` (read from the item as written); open-loop runs have no bound to check,
+/// and a connect that fails for want of descriptors says so in its record instead.
+fn open_files_fit(plan: &plan::RunPlan, start_from: StartFrom) -> Result<(), Vec<String>> {
+    use crate::baseline::Hosting;
+    let mut problems = std::collections::BTreeSet::new();
+    for run in plan.runs() {
+        let Some(cap) = run
+            .item
+            .written
+            .get("MAX_CONCURRENCY")
+            .and_then(serde_json::Value::as_u64)
+        else {
+            continue;
+        };
+        // Through lmbench's port-forward a request holds the client's socket, the accepted
+        // one and the stream to the API server; a local engine's sockets are its own.
+        let per_request = match run.baseline.ty.hosting {
+            Hosting::Cluster if start_from != StartFrom::Workloads => 3,
+            _ => 1,
+        };
+        if let Err(e) = crate::limits::check_open_files(cap, per_request, "MAX_CONCURRENCY") {
+            let line = run
+                .item
+                .line
+                .map_or(String::new(), |l| format!(" (line {l})"));
+            problems.insert(format!(
+                "suite {}, {} item {}{line}, baseline {}: {e}",
+                run.suite,
+                run.item.type_name,
+                run.item.index + 1,
+                run.baseline_key
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.into_iter().collect())
+    }
 }
 
 async fn serve_sim(addr: &str, config: Result<Box<sim::SimConfig>, String>) -> ExitCode {

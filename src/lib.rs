@@ -16,7 +16,8 @@
 //!   point (reset between points, recorded); [`results`]: the typed result file.
 //! - [`report`]: comparison JSON/PNG per suite and `report.html`; [`upload`]: to a dashboard.
 //! - [`orchestrate`]: the suite loop of `lmbench run`; [`commands`]: every subcommand;
-//!   [`cli`]: the command line; [`exit`], [`signals`], [`files`], [`progress`]: shared leaves.
+//!   [`cli`]: the command line; [`exit`], [`signals`], [`files`], [`progress`], [`limits`]
+//!   (the open-file limit): shared leaves.
 //! - [`sim`]: the built-in simulated OpenAI-compatible engine.
 
 pub mod baseline;
@@ -29,6 +30,7 @@ pub mod deploy;
 pub mod exit;
 pub mod files;
 pub mod infra;
+pub mod limits;
 pub mod measure;
 pub mod orchestrate;
 pub mod plan;

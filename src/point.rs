@@ -281,7 +281,10 @@ pub async fn run_point(
         },
         counters.clone(),
     );
-    let client = &client.with_progress(counters.clone());
+    // Generated text is counted with the tokenizer that counted the prompts.
+    let client = &client
+        .with_progress(counters.clone())
+        .with_token_counter(prompt.clone());
     let (tx, mut rx) = mpsc::unbounded_channel();
     // The collector owns the records: it streams them to disk and keeps only what the summary
     // needs.

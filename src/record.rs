@@ -150,8 +150,23 @@ pub struct RequestRecord {
     /// The spec's slot ([`RequestSpec::slot_s`]); `None`: the slot is `due_s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot_s: Option<f64>,
-    /// When the client started sending it.
+    /// When the client started sending it: the request was handed to the HTTP client, before
+    /// a connection was taken from the pool or opened. TTFT and E2E latency count from here, so
+    /// the set-up of a new connection is inside them; `connect_ms` says how much of it.
     pub sent_s: f64,
+    /// Whether the request waited for a new connection: `Some(true)` when the connection it
+    /// went out on was opened for it (ready only after the request was sent), `Some(false)`
+    /// when it went out on a connection that was already open (kept in the pool). `None` when
+    /// not known: no response head came back (a failed connect, a timeout or cancellation
+    /// before the head), or a record written before lmbench recorded connections.
+    #[serde(default)]
+    pub new_connection: Option<bool>,
+    /// With `new_connection` true: milliseconds of this request's time spent setting up that
+    /// connection, from the later of the send and the start of the connect (name lookup, TCP,
+    /// TLS) until the connection was ready, plus, on a port-forwarded baseline, the set-up of the
+    /// forwarded stream. It is part of the TTFT, not in addition to it. `None` otherwise.
+    #[serde(default)]
+    pub connect_ms: Option<f64>,
     /// When the first chunk carrying generated content arrived; `None` if none did.
     pub first_token_s: Option<f64>,
     /// When the response ended (last byte, error or timeout).
@@ -167,14 +182,23 @@ pub struct RequestRecord {
     pub cached_tokens: Option<u64>,
     /// The client's count of the prompt (see [`RequestSpec::client_prompt_tokens`]).
     pub client_prompt_tokens: u64,
-    /// The client's count of generated tokens: the number of content chunks (each streamed
-    /// chunk of an OpenAI-compatible server carries one token in the engines we target).
+    /// The client's count of generated tokens: the generated text (answer and reasoning)
+    /// counted with the run's tokenizer (the one that counts the prompts). A client without a
+    /// tokenizer (and records written before lmbench counted text) hold the number of content
+    /// chunks instead.
     pub client_completion_tokens: u64,
+    /// Content chunks received: chunks that carried generated text or reasoning (the length of
+    /// `chunk_times_s`). Servers that send one token per chunk make it the token count; 0 in
+    /// records written before lmbench recorded it.
+    #[serde(default)]
+    pub content_chunks: u64,
     /// The `max_tokens` asked for.
     pub max_tokens: u32,
     /// HTTP status, if a response started.
     pub status: Option<u16>,
-    /// The failure, if any. `None` means the stream completed with `[DONE]`.
+    /// The failure, if any. `None` means the stream completed with `[DONE]` after at least one
+    /// content chunk (a stream with no content at all is a `bad_response` failure, unless
+    /// `max_tokens` was 0).
     pub error: Option<RequestError>,
 }
 

@@ -5,12 +5,23 @@
 //!
 //! Timing: each network chunk is stamped once on arrival and the stamp is shared by every
 //! event parsed from it, so decoding cost never shows up as latency.
+//!
+//! Connections: the send time is stamped when the request is handed to the HTTP client, before
+//! a pooled connection is taken or a new one opened, so a new connection's set-up is part of the
+//! request's TTFT; the record says whether the request waited for one and for how long
+//! ([`super::connections`]). Idle connections stay in the pool for [`POOL_IDLE_TIMEOUT`] and
+//! [`Client::warm_up`] opens some before a run, so that requests seconds apart find one open.
+//!
+//! Tokens: without a server `usage` count, the client's count of generated tokens is the
+//! generated text counted with the run's tokenizer ([`super::TokenCounter`]); the number of
+//! content chunks is recorded beside it.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use hyper_util::client::legacy::connect::HttpInfo;
 use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
@@ -18,7 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::body::{body_size_hint, write_body};
 use super::chunk::StreamChunk;
+use super::connections::{Registry, TrackLayer};
 use super::sse::{SseDecoder, SseEventRef};
+use super::TokenCounter;
 use crate::record::{ApiType, Completed, ErrorKind, RequestError, RequestRecord, RequestSpec};
 
 /// Longest error detail kept in a record, in characters.
@@ -31,8 +44,17 @@ const ERROR_BODY_WAIT: Duration = Duration::from_secs(1);
 /// After `[DONE]`, how long to wait for the end of the body. Reading it to the end lets the
 /// connection go back to the pool; a server that keeps the body open costs at most this.
 const DRAIN_AFTER_DONE: Duration = Duration::from_millis(200);
-/// Idle pooled connections are dropped after this long (below common 5 s server keep-alives).
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Idle pooled connections are kept this long, so that requests many seconds apart (LMBench's
+/// usual 0.5–2 QPS, spread over send threads) find a connection open instead of paying a new
+/// connect, or a new port-forward stream, inside their TTFT. A server that closes an idle
+/// connection sooner is noticed by the pool (the connection reads its end); a request that
+/// meets one closing just as it is sent is resent once (see [`Client::send`]).
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// TCP keep-alive probes on idle connections after this long, so that a long-idle pooled
+/// connection is not silently dropped by a NAT, load balancer or firewall on the way (and a
+/// dead peer is noticed before a request is written to it).
+const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// Upper bound on the TCP connect phase (the request timeout, if shorter, applies instead).
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,9 +98,24 @@ impl fmt::Debug for ClientConfig {
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
+    /// The connections `http`'s pool opened that no response has come back on yet.
+    conns: Arc<Registry>,
     inner: Arc<Inner>,
     /// Live counters of the run this handle belongs to, if any.
     progress: Option<Arc<crate::progress::RunProgress>>,
+    /// Counts generated text into `client_completion_tokens`; without one, content chunks are
+    /// counted.
+    tokens: Option<Counter>,
+}
+
+/// A [`TokenCounter`], shown in `Debug` output as a placeholder.
+#[derive(Clone)]
+struct Counter(Arc<dyn TokenCounter>);
+
+impl fmt::Debug for Counter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenCounter")
+    }
 }
 
 #[derive(Debug)]
@@ -109,7 +146,8 @@ impl Client {
                 cfg.base_url
             );
         }
-        let http = http_client(&cfg)?;
+        let conns = Arc::new(Registry::default());
+        let http = http_client(&cfg, &conns)?;
         let auth = match &cfg.api_key {
             Some(key) => {
                 let mut v = HeaderValue::try_from(format!("Bearer {key}"))
@@ -121,6 +159,7 @@ impl Client {
         };
         Ok(Client {
             http,
+            conns,
             inner: Arc::new(Inner {
                 cfg,
                 url,
@@ -128,6 +167,7 @@ impl Client {
                 auth,
             }),
             progress: None,
+            tokens: None,
         })
     }
 
@@ -135,10 +175,53 @@ impl Client {
     /// pool of its own: connections belong to the runtime that opened them, so each of the
     /// runner's send threads gets its own pool.
     pub fn with_own_pool(&self) -> anyhow::Result<Client> {
+        let conns = Arc::new(Registry::default());
         Ok(Client {
-            http: http_client(&self.inner.cfg)?,
+            http: http_client(&self.inner.cfg, &conns)?,
+            conns,
             ..self.clone()
         })
+    }
+
+    /// A handle on the same connection pool that counts generated text with `counter` (the
+    /// run's tokenizer) into each record's `client_completion_tokens`.
+    pub fn with_token_counter(&self, counter: Arc<dyn TokenCounter>) -> Client {
+        Client {
+            tokens: Some(Counter(counter)),
+            ..self.clone()
+        }
+    }
+
+    /// Opens `n` connections to the endpoint at once, one `GET /v1/models` each (answered and
+    /// read to the end), and leaves them idle in this handle's pool, so that the first
+    /// requests of a run find connections open (and, through a port-forward, their streams).
+    /// Gives up after `within`. Returns how many distinct connections answered; a server that
+    /// refuses or fails is not an error here, since the run's own requests will record it.
+    /// Must run on the runtime that will send the requests: connections belong to it.
+    pub async fn warm_up(&self, n: usize, within: Duration) -> usize {
+        let Ok(url) = reqwest::Url::parse(&models_url(&self.inner.cfg.base_url)) else {
+            return 0;
+        };
+        let one = || async {
+            let mut req = self.http.get(url.clone());
+            if let Some(auth) = &self.inner.auth {
+                req = req.header(AUTHORIZATION, auth.clone());
+            }
+            let mut resp = req.send().await.ok()?;
+            let local = resp
+                .extensions()
+                .get::<HttpInfo>()
+                .map(HttpInfo::local_addr);
+            // Claimed here, so that no measured request counts these as its own.
+            let _ = self.conns.connection_of(local, std::time::Instant::now());
+            // Read to the end, so that the connection goes back to the pool.
+            while let Ok(Some(_)) = resp.chunk().await {}
+            local
+        };
+        let all = futures_util::future::join_all((0..n).map(|_| one()));
+        let answered = tokio::time::timeout(within, all).await.unwrap_or_default();
+        let distinct: std::collections::HashSet<_> = answered.into_iter().flatten().collect();
+        distinct.len()
     }
 
     /// The configuration the client was built with.
@@ -174,6 +257,7 @@ impl Client {
         }
         let mut ex = Exchange::new(spec, epoch);
         let timeout = self.inner.cfg.request_timeout;
+        let tokens = self.tokens.as_ref().map(|c| &*c.0);
         let outcome = {
             let fut = self.exchange(spec, &mut ex);
             tokio::select! {
@@ -187,7 +271,7 @@ impl Client {
                 }),
             }
         };
-        ex.finish(outcome)
+        ex.finish(outcome, tokens)
     }
 
     async fn exchange(&self, spec: &RequestSpec, ex: &mut Exchange) -> Result<(), RequestError> {
@@ -206,7 +290,10 @@ impl Client {
             req = req.header(AUTHORIZATION, auth.clone());
         }
 
-        ex.record.sent_s = ex.now();
+        // The clock starts before a connection is taken from the pool or opened: a request
+        // that waits for a new connection has that wait in its TTFT, and says how long it was.
+        let sent_at = Instant::now();
+        ex.record.sent_s = sent_at.saturating_duration_since(ex.epoch).as_secs_f64();
         let retry = req.try_clone();
         let mut resp = match req.send().await {
             Ok(r) => r,
@@ -223,10 +310,17 @@ impl Client {
                     .expect("checked")
                     .send()
                     .await
-                    .map_err(|e| req_err(ErrorKind::Connect, error_chain(&e)))?
+                    .map_err(|e| connect_error(&e))?
             }
-            Err(e) => return Err(req_err(ErrorKind::Connect, error_chain(&e))),
+            Err(e) => return Err(connect_error(&e)),
         };
+        let local = resp
+            .extensions()
+            .get::<HttpInfo>()
+            .map(HttpInfo::local_addr);
+        let (new_connection, connect_ms) = self.conns.connection_of(local, sent_at.into_std());
+        ex.record.new_connection = new_connection;
+        ex.record.connect_ms = connect_ms;
         let status = resp.status();
         ex.record.status = Some(status.as_u16());
         if !status.is_success() {
@@ -288,8 +382,9 @@ impl Client {
     }
 }
 
-/// The HTTP client behind a [`Client`]: one connection pool.
-fn http_client(cfg: &ClientConfig) -> anyhow::Result<reqwest::Client> {
+/// The HTTP client behind a [`Client`]: one connection pool, whose new connections are noted
+/// in `conns`.
+fn http_client(cfg: &ClientConfig, conns: &Arc<Registry>) -> anyhow::Result<reqwest::Client> {
     super::tls::builder(cfg.ca_cert.as_deref())
         .map_err(anyhow::Error::msg)?
         // Benchmark traffic must go straight to the endpoint, whatever *_PROXY says.
@@ -297,11 +392,10 @@ fn http_client(cfg: &ClientConfig) -> anyhow::Result<reqwest::Client> {
         .http1_only()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(usize::MAX)
-        // Servers close idle keep-alive connections (uvicorn, which serves vLLM, and
-        // llama.cpp after 5 s); reusing one just as it closes fails the request before it is
-        // sent. Dropping idle connections sooner costs a reconnect, never a failure.
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .tcp_keepalive(TCP_KEEPALIVE)
         .connect_timeout(cfg.request_timeout.min(MAX_CONNECT_TIMEOUT))
+        .connector_layer(TrackLayer(conns.clone()))
         // A retried request would be measured as one slow request.
         .retry(reqwest::retry::never())
         .user_agent(concat!("lmbench/", env!("CARGO_PKG_VERSION")))
@@ -316,6 +410,25 @@ fn is_stale_connection(e: &reqwest::Error) -> bool {
         && !e.is_connect()
         && e.status().is_none()
         && error_chain(e).contains("connection closed before message completed")
+}
+
+/// `base` + `/v1/models` (a base already ending in `/v1` is not given a second one).
+fn models_url(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if base.ends_with("/v1") {
+        format!("{base}/models")
+    } else {
+        format!("{base}/v1/models")
+    }
+}
+
+/// A failed connect, with what the process's open-file limit has to do with it if anything.
+fn connect_error(e: &reqwest::Error) -> RequestError {
+    let chain = error_chain(e);
+    match crate::limits::out_of_files(e) {
+        Some(why) => req_err(ErrorKind::Connect, format!("{why}: {chain}")),
+        None => req_err(ErrorKind::Connect, chain),
+    }
 }
 
 /// `base` + the API path; a base already ending in `/v1` is not given a second one.
@@ -337,6 +450,8 @@ struct Exchange {
     epoch: Instant,
     record: RequestRecord,
     text: String,
+    /// Reasoning text (generated, but not part of the answer); counted, never handed on.
+    reasoning: String,
     done: bool,
 }
 
@@ -353,6 +468,8 @@ impl Exchange {
                 due_s: spec.due_s,
                 slot_s: spec.slot_s,
                 sent_s: now,
+                new_connection: None,
+                connect_ms: None,
                 first_token_s: None,
                 end_s: now,
                 // One allocation for the usual case of one chunk per token.
@@ -362,11 +479,13 @@ impl Exchange {
                 cached_tokens: None,
                 client_prompt_tokens: spec.client_prompt_tokens,
                 client_completion_tokens: 0,
+                content_chunks: 0,
                 max_tokens: spec.max_tokens,
                 status: None,
                 error: None,
             },
             text: String::new(),
+            reasoning: String::new(),
             done: false,
         }
     }
@@ -444,29 +563,61 @@ impl Exchange {
         if let Some(delta) = &choice.delta {
             // Reasoning tokens are generated tokens (they take decode time) but are not part
             // of the answer a later round would carry in its history.
-            let reasoning = [&delta.reasoning_content, &delta.reasoning]
+            for text in [&delta.reasoning_content, &delta.reasoning]
                 .into_iter()
-                .any(|r| r.as_deref().is_some_and(|s| !s.is_empty()));
-            content |= reasoning;
+                .filter_map(|r| r.as_deref())
+                .filter(|s| !s.is_empty())
+            {
+                content = true;
+                self.reasoning.push_str(text);
+            }
         }
         if content {
             let r = &mut self.record;
             r.first_token_s.get_or_insert(t);
             r.chunk_times_s.push(t);
-            r.client_completion_tokens += 1;
         }
         Ok(())
     }
 
-    /// Closes the record. An error after `[DONE]` (a timeout or cancellation while draining
-    /// the end of the body) does not spoil a completed response.
-    fn finish(mut self, outcome: Result<(), RequestError>) -> Completed {
-        if !self.done {
-            self.record.end_s = self.now();
-            if let Err(error) = outcome {
-                self.record.error = Some(error);
-                self.text.clear();
+    /// Closes the record: counts what was generated, and judges the outcome. An error after
+    /// `[DONE]` (a timeout or cancellation while draining the end of the body) does not spoil
+    /// a completed response; a completed response without any content is a failure.
+    fn finish(
+        mut self,
+        outcome: Result<(), RequestError>,
+        tokens: Option<&dyn TokenCounter>,
+    ) -> Completed {
+        let r = &mut self.record;
+        r.content_chunks = r.chunk_times_s.len() as u64;
+        // Counted on the send thread after the last time was stamped, so the count delays no
+        // time stamp of this request.
+        r.client_completion_tokens = match tokens {
+            Some(t) => [&self.text, &self.reasoning]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| t.count(s) as u64)
+                .sum(),
+            None => r.content_chunks,
+        };
+        if self.done {
+            // `[DONE]` after nothing at all: the server accepted the request and produced no
+            // token, which is no completion (its TTFT and throughput would be undefined or
+            // zero). A request that asked for no tokens is the exception.
+            if r.chunk_times_s.is_empty() && r.max_tokens > 0 {
+                r.error = Some(req_err(
+                    ErrorKind::BadResponse,
+                    "the stream ended with [DONE] without any generated content",
+                ));
             }
+        } else {
+            r.end_s = secs_since(self.epoch);
+            if let Err(error) = outcome {
+                r.error = Some(error);
+            }
+        }
+        if r.error.is_some() {
+            self.text.clear();
         }
         Completed {
             record: self.record,

@@ -148,6 +148,7 @@ pub struct Aggregator {
     send_lag: Vec<f64>,
     gaps: GapHistogram,
     first_sent: Option<FirstSent>,
+    conns: Connections,
 }
 
 impl Aggregator {
@@ -174,6 +175,7 @@ impl Aggregator {
         self.all_slot.add(rec.slot());
         self.send_lag.push((rec.sent_s - rec.due_s) * MS);
 
+        self.conns.add(rec);
         if let Some(err) = &rec.error {
             *self.failures.entry(err.kind).or_default() += 1;
             return;
@@ -367,6 +369,7 @@ impl Aggregator {
                 ));
             }
         }
+        warnings.extend(self.conns.warning(self.total));
         if self.gaps.clamped() > 0 {
             warnings.push(format!(
                 "{} inter-chunk gaps exceeded 10 minutes; the histogram percentiles cap them",
@@ -398,8 +401,68 @@ impl Aggregator {
             total_cached_tokens: (self.cached_reports > 0).then_some(self.cached_tokens),
             cache_hit_ratio: (self.cached_prompt_tokens > 0)
                 .then(|| self.cached_tokens as f64 / self.cached_prompt_tokens as f64),
+            new_connections: self.conns.new_connections(),
+            connect_ms: self.conns.connect_ms(),
             warnings,
         }
+    }
+}
+
+/// More than this share of requests waiting for a new connection adds a warning.
+const NEW_CONNECTION_WARN_SHARE: f64 = 0.1;
+
+/// Connection figures over the non-warmup requests, failed ones included (a request that waited
+/// for a connection and then failed still waited). Records without connection information
+/// (written before lmbench recorded it) leave the figures out of the summary altogether.
+#[derive(Debug, Clone, Default)]
+struct Connections {
+    /// Requests whose record says whether they waited for a new connection.
+    known: u64,
+    /// Of those, the ones that did.
+    new: u64,
+    /// Their connect times, ms.
+    connect: Vec<f64>,
+}
+
+impl Connections {
+    fn add(&mut self, rec: &RequestRecord) {
+        let Some(new) = rec.new_connection else {
+            return;
+        };
+        self.known += 1;
+        if new {
+            self.new += 1;
+            if let Some(ms) = rec.connect_ms.filter(|ms| ms.is_finite()) {
+                self.connect.push(ms);
+            }
+        }
+    }
+
+    fn new_connections(&self) -> Option<u64> {
+        (self.known > 0).then_some(self.new)
+    }
+
+    fn connect_ms(&mut self) -> Option<Stats> {
+        (self.known > 0).then(|| Stats::from_samples(&mut self.connect))
+    }
+
+    /// Many requests paid a connection set-up inside their TTFT: the endpoint closed idle
+    /// connections, or more requests were in flight than connections were warmed.
+    fn warning(&self, total: u64) -> Option<String> {
+        if total == 0 || (self.new as f64) <= total as f64 * NEW_CONNECTION_WARN_SHARE {
+            return None;
+        }
+        let mut sorted = self.connect.clone();
+        sorted.sort_by(f64::total_cmp);
+        let p50 = (!sorted.is_empty()).then(|| percentile(&sorted, 0.5));
+        Some(format!(
+            "{} of {total} requests ({:.0}%) waited for a new connection{}; their TTFT includes it \
+             (connect_ms): the endpoint closed idle connections, or more requests were in flight \
+             than connections were open",
+            self.new,
+            self.new as f64 / total as f64 * 100.0,
+            p50.map_or(String::new(), |p| format!(" (median set-up {p:.1} ms)"))
+        ))
     }
 }
 

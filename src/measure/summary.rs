@@ -25,7 +25,7 @@ pub struct LmbenchMetrics {
     pub benchmark_duration_s: f64,
     /// Σ prompt tokens (server count where reported, else the client's).
     pub total_input_tokens: u64,
-    /// Σ generated tokens (server count where reported, else the client's chunk count).
+    /// Σ generated tokens (server count where reported, else the client's count of the text).
     pub total_generated_tokens: u64,
     /// `successful_requests / benchmark_duration_s`; `null` for a zero-length window.
     pub request_throughput_req_per_s: Option<f64>,
@@ -115,7 +115,8 @@ pub struct TokenComparison {
 pub struct TokenDisagreement {
     /// Prompt tokens: the client's count of the prompt as sent versus `usage.prompt_tokens`.
     pub prompt: TokenComparison,
-    /// Completion tokens: content chunks counted versus `usage.completion_tokens`.
+    /// Completion tokens: the client's count (`client_completion_tokens`) versus
+    /// `usage.completion_tokens`.
     pub completion: TokenComparison,
 }
 
@@ -177,6 +178,15 @@ pub struct Summary {
     pub total_cached_tokens: Option<u64>,
     /// Cached ÷ prompt tokens over the responses that reported cached tokens.
     pub cache_hit_ratio: Option<f64>,
+    /// Non-warmup requests (failed ones included) that waited for a new connection
+    /// (`new_connection` in their records). Left out when no record says (records written
+    /// before lmbench recorded connections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_connections: Option<u64>,
+    /// Their connection set-up time (`connect_ms`), part of their TTFT; left out like
+    /// `new_connections`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<Stats>,
     /// Human-readable problems with the run (load shortfall, failures, fallbacks).
     pub warnings: Vec<String>,
 }

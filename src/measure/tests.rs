@@ -41,6 +41,8 @@ fn rec(
         due_s: due,
         slot_s: None,
         sent_s: sent,
+        new_connection: None,
+        connect_ms: None,
         first_token_s: chunks.first().copied(),
         end_s: end,
         chunk_times_s: chunks.to_vec(),
@@ -49,6 +51,7 @@ fn rec(
         cached_tokens: None,
         client_prompt_tokens: prompt.unwrap_or(10),
         client_completion_tokens: chunks.len() as u64,
+        content_chunks: chunks.len() as u64,
         max_tokens: 64,
         status: Some(200),
         error: None,
@@ -576,4 +579,50 @@ fn the_first_request_sent_is_kept_for_the_cache_state() {
     agg.add(&warm);
     let f = agg.first_sent().unwrap();
     assert_eq!((f.prompt_tokens, f.cached_tokens), (80, Some(64)));
+}
+
+/// Connection figures: the non-warmup requests that waited for a new connection, failed ones
+/// included, and their connect times, with a warning when they are many; records without
+/// connection information (written before lmbench recorded it) leave the figures out.
+#[test]
+fn connection_figures_count_the_requests_that_waited_for_a_connection() {
+    let mut opened = rec(1, 0.0, 0.0, &[0.3, 0.31], 0.32, Some(10), Some(2));
+    opened.new_connection = Some(true);
+    opened.connect_ms = Some(200.0);
+    let mut reused = rec(2, 1.0, 1.0, &[1.1, 1.11], 1.12, Some(10), Some(2));
+    reused.new_connection = Some(false);
+    let mut failed_after = failed(3, 2.0, 2.0, 3.0, ErrorKind::Timeout);
+    failed_after.new_connection = Some(true);
+    failed_after.connect_ms = Some(100.0);
+    let refused = failed(4, 3.0, 3.0, 3.0, ErrorKind::Connect);
+    let mut warm = rec(5, 0.0, 0.0, &[0.1], 0.1, Some(10), Some(1));
+    warm.warmup = true;
+    warm.new_connection = Some(true);
+    warm.connect_ms = Some(999.0);
+    let s = summarize(
+        &[opened, reused, failed_after, refused, warm],
+        &SummaryContext::default(),
+    );
+    assert_eq!(s.new_connections, Some(2));
+    let connect = s.connect_ms.as_ref().unwrap();
+    assert_eq!(connect.count, 2);
+    assert_close!(connect.mean, 150.0);
+    assert_close!(connect.max, 200.0);
+    let j = s.results_json();
+    assert_eq!(j["new_connections"], 2);
+    assert_eq!(j["connect_ms"]["median"], 150.0);
+    assert!(
+        s.warnings.iter().any(|w| w.starts_with(
+            "2 of 4 requests (50%) waited for a new connection (median set-up 150.0 ms)"
+        )),
+        "{:?}",
+        s.warnings
+    );
+
+    // Records without connection information: no figures, no warning.
+    let s = summarize(&three(), &SummaryContext::default());
+    assert_eq!((s.new_connections, s.connect_ms.is_some()), (None, false));
+    let j = s.results_json();
+    assert!(j.get("new_connections").is_none() && j.get("connect_ms").is_none());
+    assert!(!s.warnings.iter().any(|w| w.contains("connection")));
 }

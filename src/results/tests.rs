@@ -69,6 +69,8 @@ fn record(id: u64, sent: f64, ok: bool) -> RequestRecord {
         due_s: sent,
         slot_s: None,
         sent_s: sent,
+        new_connection: None,
+        connect_ms: None,
         first_token_s: ok.then_some(sent + 0.2),
         end_s: sent + 0.5,
         chunk_times_s: if ok {
@@ -81,6 +83,7 @@ fn record(id: u64, sent: f64, ok: bool) -> RequestRecord {
         cached_tokens: None,
         client_prompt_tokens: 998,
         client_completion_tokens: if ok { 3 } else { 0 },
+        content_chunks: if ok { 3 } else { 0 },
         max_tokens: 3,
         status: Some(if ok { 200 } else { 500 }),
         error: (!ok).then(|| RequestError {

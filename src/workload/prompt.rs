@@ -364,6 +364,14 @@ impl PromptBuilder {
     }
 }
 
+/// The client counts generated text with the run's prompt builder, so that the client's
+/// completion counts come from the tokenizer that counted the prompts.
+impl crate::client::TokenCounter for PromptBuilder {
+    fn count(&self, text: &str) -> usize {
+        PromptBuilder::count(self, text)
+    }
+}
+
 /// Mix several values into one seed (splitmix64 steps), for per-user or per-request streams.
 pub fn mix_seed(parts: &[u64]) -> u64 {
     let mut x: u64 = 0x243F_6A88_85A3_08D3;

@@ -23,6 +23,13 @@
 //! [`RECORD_BATCH_WAIT`] after they finish, for the same reason. If no send thread can be
 //! started, request tasks are spawned on the caller's runtime.
 //!
+//! Connections: before the run's clock starts, each send thread opens [`WARM_CONNECTIONS`]
+//! connections on its own pool (one `GET /v1/models` each, [`Client::warm_up`]), while the
+//! builder builds the first requests, and the pool keeps idle connections for 90 s. So the
+//! first requests, and requests seconds apart, go out on open connections instead of paying
+//! a connect (on Kubernetes baselines, a new port-forward stream) inside their TTFT; a request
+//! that still waits for a new connection says so in its record.
+//!
 //! Waiting: tokio's timer rounds every deadline up to its 1 ms tick and fires it from a worker
 //! thread, which alone put 1–2 ms of send lag on every request. When the scheduler runs on a
 //! thread of its own — `block_on` of a multi-thread runtime, as in `lmbench run` — it sleeps
@@ -112,6 +119,15 @@ const RECORD_BATCH_WAIT: Duration = Duration::from_millis(10);
 /// chunks per second, and on a small machine the engine under test may share the CPUs.
 const CPUS_PER_SEND_THREAD: usize = 4;
 
+/// Connections each send thread opens before the clock starts (fewer where the workload caps
+/// its requests in flight lower): enough for the requests in flight at LMBench's usual rates;
+/// the pool grows beyond them when more are in flight, and keeps what it opened.
+pub const WARM_CONNECTIONS: usize = 4;
+
+/// Longest the connection warm-up may take: a slow or silent endpoint delays the start by no
+/// more than this (the run's own requests then record what is wrong).
+const WARM_UP_WAIT: Duration = Duration::from_secs(10);
+
 /// How many send threads a run gets: one per [`CPUS_PER_SEND_THREAD`] CPUs, at least one.
 fn default_send_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / CPUS_PER_SEND_THREAD).max(1))
@@ -175,6 +191,28 @@ impl SendThread {
         }
         out
     }
+}
+
+/// Opens connections on every send thread's pool (on the caller's client if there is no send
+/// thread), `per_thread` each, all at once; returns how many answered.
+async fn warm_up(threads: &[SendThread], client: &Client, per_thread: usize) -> usize {
+    if threads.is_empty() {
+        return client.warm_up(per_thread, WARM_UP_WAIT).await;
+    }
+    // Each on its own thread's runtime: connections belong to the runtime that opened them.
+    let tasks: Vec<_> = threads
+        .iter()
+        .map(|t| {
+            let c = t.client.clone();
+            t.handle
+                .spawn(async move { c.warm_up(per_thread, WARM_UP_WAIT).await })
+        })
+        .collect();
+    let mut opened = 0;
+    for t in tasks {
+        opened += t.await.unwrap_or(0);
+    }
+    opened
 }
 
 impl Drop for SendThread {
@@ -394,6 +432,11 @@ async fn run_with(
         .spawn(move || builder::run(workload, builder_rx, built_tx))
         .expect("the request builder thread starts");
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completed>();
+    let send_threads = SendThread::start_many(client, send_threads);
+    let per_thread = max_in_flight.map_or(WARM_CONNECTIONS, |cap| {
+        cap.div_ceil(send_threads.len().max(1))
+            .clamp(1, WARM_CONNECTIONS)
+    });
     let mut s = Scheduler {
         client,
         epoch: Instant::now(),
@@ -401,7 +444,7 @@ async fn run_with(
         records,
         unsent_records: Vec::new(),
         unsent_since: None,
-        send_threads: SendThread::start_many(client, send_threads),
+        send_threads,
         next_send_thread: 0,
         done_tx,
         to_builder,
@@ -416,8 +459,21 @@ async fn run_with(
         failed: 0,
         stats: RunStats::default(),
     };
-    // The clock starts once the first requests are built: the ones due at 0 leave at 0.
-    if let Some(first) = built_rx.recv().await {
+    // The clock starts once the first requests are built and the connections are open: the
+    // ones due at 0 leave at 0, on open connections.
+    let warming = async {
+        let started = Instant::now();
+        tokio::select! {
+            opened = warm_up(&s.send_threads, client, per_thread) => tracing::debug!(
+                "{opened} connection(s) to {} open after {:.0} ms",
+                client.url(),
+                started.elapsed().as_secs_f64() * 1000.0
+            ),
+            _ = cancel.cancelled() => {}
+        }
+    };
+    let (first, ()) = tokio::join!(built_rx.recv(), warming);
+    if let Some(first) = first {
         s.absorb(first);
     }
     s.epoch = Instant::now();
@@ -570,6 +626,118 @@ mod tests {
         fn stats(&self) -> serde_json::Value {
             serde_json::json!({"follow_ups": self.follow_ups})
         }
+    }
+
+    /// Independent requests due at the given times (seconds).
+    struct At {
+        due: Vec<f64>,
+        next: usize,
+    }
+
+    impl Workload for At {
+        fn next_scheduled(&mut self) -> Option<RequestSpec> {
+            let due = *self.due.get(self.next)?;
+            self.next += 1;
+            Some(Paced::spec(self.next as u64 - 1, due, 1))
+        }
+
+        fn on_complete(&mut self, _: &Completed, _: f64) -> Vec<RequestSpec> {
+            Vec::new()
+        }
+
+        fn window(&self) -> Option<(f64, f64)> {
+            None
+        }
+    }
+
+    fn ttft_ms(r: &RequestRecord) -> f64 {
+        (r.first_token_s.expect("a first token") - r.sent_s) * 1000.0
+    }
+
+    /// Opening a connection takes 200 ms here (a TLS handshake held back) and the engine's
+    /// TTFT is 300 ms. Requests 5 s apart go out on connections opened before the clock
+    /// started, so none waits for a connect (with idle connections dropped after 3 s and no
+    /// warm-up, each of them opened one inside its TTFT). When more requests are in flight than
+    /// connections are open, the one that opens a connection records the set-up as its connect
+    /// time, which its TTFT includes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_seconds_apart_go_out_on_warm_connections() {
+        let sim = spawn_local(SimConfig {
+            mode: SimMode::Fixed,
+            ttft_ms: 300.0,
+            itl_ms: 5.0,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let connect = Duration::from_millis(200);
+        let front = crate::client::test_support::slow_tls_front(sim.addr, connect).await;
+        let client = Client::new(ClientConfig {
+            base_url: front.base_url.clone(),
+            model: SimConfig::default().model,
+            api: ApiType::Completions,
+            request_timeout: Duration::from_secs(20),
+            api_key: None,
+            extra_body: Default::default(),
+            ca_cert: Some(front.ca.path().to_path_buf()),
+        })
+        .unwrap();
+        let mut due = vec![0.0, 5.0, 10.0];
+        due.extend(std::iter::repeat_n(10.5, WARM_CONNECTIONS + 1));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        let wl = At { due, next: 0 };
+        let done = run_with(Box::new(wl), &client, &cancel, tx, 1).await;
+        assert_eq!(done.stats.finished, 3 + WARM_CONNECTIONS as u64 + 1);
+        let mut records = Vec::new();
+        while let Some(r) = rx.recv().await {
+            records.push(r);
+        }
+        records.sort_by_key(|r| r.id);
+        for r in &records {
+            assert!(r.ok(), "{:?}", r.error);
+        }
+
+        // 5 s apart: warm connections, no connect inside the TTFT.
+        for r in &records[..3] {
+            assert_eq!(
+                (r.new_connection, r.connect_ms),
+                (Some(false), None),
+                "request {} due at {} s",
+                r.id,
+                r.due_s
+            );
+            let t = ttft_ms(r);
+            assert!((295.0..480.0).contains(&t), "request {}: TTFT {t} ms", r.id);
+            assert!(r.sent_s - r.due_s < 0.1, "request {} left late", r.id);
+        }
+
+        // One more at once than connections were warmed: exactly one opens a connection, and
+        // its record says how long that took.
+        let burst = &records[3..];
+        let opened: Vec<&RequestRecord> = burst
+            .iter()
+            .filter(|r| r.new_connection == Some(true))
+            .collect();
+        assert_eq!(opened.len(), 1, "{burst:?}");
+        let r = opened[0];
+        let c = r.connect_ms.expect("connect time of a new connection");
+        let t = ttft_ms(r);
+        eprintln!(
+            "5 s apart: TTFT {:.1} / {:.1} / {:.1} ms on warm connections; burst: request {} \
+             opened a connection: connect {c:.1} ms, TTFT {t:.1} ms",
+            ttft_ms(&records[0]),
+            ttft_ms(&records[1]),
+            ttft_ms(&records[2]),
+            r.id
+        );
+        assert!((200.0..1000.0).contains(&c), "connect {c} ms");
+        assert!(t >= c + 295.0, "TTFT {t} ms includes the connect {c} ms");
+        for r in burst.iter().filter(|r| r.new_connection != Some(true)) {
+            assert_eq!((r.new_connection, r.connect_ms), (Some(false), None));
+            assert!(ttft_ms(r) < 480.0, "TTFT {} ms", ttft_ms(r));
+        }
+        sim.shutdown().await.unwrap();
     }
 
     /// Requests dealt to several send threads (each with its own connection pool) all complete,

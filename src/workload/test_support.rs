@@ -123,6 +123,8 @@ fn completed(spec: &RequestSpec, end: f64, ok: bool) -> Completed {
             due_s: spec.due_s,
             slot_s: spec.slot_s,
             sent_s: spec.due_s,
+            new_connection: None,
+            connect_ms: None,
             first_token_s: ok.then_some(end),
             end_s: end,
             chunk_times_s: Vec::new(),
@@ -131,6 +133,7 @@ fn completed(spec: &RequestSpec, end: f64, ok: bool) -> Completed {
             cached_tokens: None,
             client_prompt_tokens: spec.client_prompt_tokens,
             client_completion_tokens: 0,
+            content_chunks: 0,
             max_tokens: spec.max_tokens,
             status: Some(if ok { 200 } else { 500 }),
             error: (!ok).then(|| RequestError {

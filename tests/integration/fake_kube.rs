@@ -48,6 +48,9 @@ pub struct FakeKubeOptions {
     /// Pods of a workload whose name contains this string are never scheduled: phase Pending,
     /// PodScheduled=False (Unschedulable), and a Warning `FailedScheduling` event.
     pub pending_with_event: Option<String>,
+    /// How long each port-forward takes to open (before the WebSocket upgrade), as an API
+    /// server and kubelet far away take.
+    pub forward_delay: Duration,
 }
 
 /// One HTTP request the fake received.
@@ -145,6 +148,7 @@ impl FakeKube {
             requests: Mutex::new(Vec::new()),
             backend: Mutex::new(opts.backend),
             forwards: Mutex::new(Vec::new()),
+            forward_delay: opts.forward_delay,
             shutdown: tokio_util::sync::CancellationToken::new(),
         });
         let app = axum::Router::new()

@@ -9,6 +9,7 @@ mod fake_kube;
 mod infra;
 mod k8s_assets;
 mod k8s_e2e;
+mod limits;
 mod multiturn;
 mod prefix_repetition;
 mod report;

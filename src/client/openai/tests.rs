@@ -226,13 +226,18 @@ fn chunk_text_with_escapes_and_extra_choices() {
             .unwrap();
     }
     assert_eq!(ex.text, "a\nb \"q\" éplain");
+    assert_eq!(ex.reasoning, "r\tr");
     let r = &ex.record;
-    assert_eq!(r.client_completion_tokens, 3);
     assert_eq!(r.chunk_times_s, vec![1.0; 3]);
     assert_eq!(
         (r.prompt_tokens, r.completion_tokens, r.cached_tokens),
         (Some(3), Some(3), Some(1))
     );
+    // Without a token counter, the client counts content chunks.
+    ex.done = true;
+    let r = ex.finish(Ok(()), None).record;
+    assert_eq!((r.client_completion_tokens, r.content_chunks), (3, 3));
+    assert_eq!(r.error, None);
 }
 
 #[test]
@@ -797,4 +802,137 @@ async fn a_reused_connection_closed_by_the_server_is_resent_once() {
     assert_eq!(second.text, "hi");
     // The second request reached the closing connection, then a fresh one.
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+// ---- empty completions, token counts --------------------------------------------------
+
+/// A 200 stream that ends with `[DONE]` having carried no content at all (only a role chunk,
+/// an empty text and usage) is a failure, not a completion; one that asked for no tokens is
+/// not.
+#[tokio::test]
+async fn done_without_any_content_is_bad_response() {
+    let pieces = vec![
+        chat_piece(json!({"role": "assistant", "content": ""})),
+        chat_piece(json!({"content": ""})),
+        sse(json!({"id": "c", "choices": [], "usage": {
+            "prompt_tokens": 11, "completion_tokens": 0, "total_tokens": 11}})),
+        DONE.to_string(),
+    ];
+    let (base, _) = serve(Script::ok(pieces, Duration::from_millis(5))).await;
+    let done = run(cfg(&base, ApiType::Chat), &spec(Prompt::Text("p".into()))).await;
+    let r = &done.record;
+    assert_eq!(kind(&done), Some(ErrorKind::BadResponse));
+    let msg = &r.error.as_ref().unwrap().message;
+    assert!(
+        msg.contains("[DONE] without any generated content"),
+        "{msg}"
+    );
+    assert_eq!(
+        (r.status, r.first_token_s, r.content_chunks),
+        (Some(200), None, 0)
+    );
+    assert!(r.end_s >= r.sent_s);
+
+    let mut none_asked = spec(Prompt::Text("p".into()));
+    none_asked.max_tokens = 0;
+    let done = run(cfg(&base, ApiType::Chat), &none_asked).await;
+    assert_eq!(done.record.error, None);
+}
+
+/// Counts the words of a text: a stand-in tokenizer whose count differs from the chunk count.
+struct Words;
+
+impl TokenCounter for Words {
+    fn count(&self, text: &str) -> usize {
+        text.split_whitespace().count()
+    }
+}
+
+/// Without usage from the server, the client's completion count is the generated text (answer
+/// and reasoning) counted with the run's tokenizer, not the number of chunks; the chunk count
+/// is recorded beside it. Without a counter, chunks are counted as before.
+#[tokio::test]
+async fn generated_text_is_counted_with_the_token_counter() {
+    let pieces = vec![
+        chat_piece(json!({"reasoning_content": "think about it"})),
+        chat_piece(json!({"content": "one two"})),
+        chat_piece(json!({"content": " three four five"})),
+        DONE.to_string(),
+    ];
+    let (base, _) = serve(Script::ok(pieces, Duration::from_millis(5))).await;
+    let s = spec(Prompt::Text("p".into()));
+    let client = Client::new(cfg(&base, ApiType::Chat)).unwrap();
+    let counted = client.with_token_counter(Arc::new(Words));
+    let done = counted
+        .send(&s, Instant::now(), &CancellationToken::new())
+        .await;
+    let r = &done.record;
+    assert_eq!(r.error, None);
+    assert_eq!(done.text, "one two three four five");
+    assert_eq!((r.content_chunks, r.chunk_times_s.len()), (3, 3));
+    assert_eq!(r.client_completion_tokens, 3 + 5);
+    assert_eq!(r.completion_tokens, None);
+    assert_eq!(r.completion_tokens_best(), 8);
+
+    // The real tokenizer, as `lmbench run` passes it.
+    let tiktoken = crate::workload::prompt::PromptBuilder::global();
+    let done = client
+        .with_token_counter(tiktoken.clone())
+        .send(&s, Instant::now(), &CancellationToken::new())
+        .await;
+    let want = tiktoken.count("think about it") + tiktoken.count("one two three four five");
+    assert_eq!(done.record.client_completion_tokens, want as u64);
+
+    let done = client
+        .send(&s, Instant::now(), &CancellationToken::new())
+        .await;
+    assert_eq!(done.record.client_completion_tokens, 3);
+    assert_eq!(done.record.content_chunks, 3);
+}
+
+// ---- connections ------------------------------------------------------------------------
+
+/// Through an endpoint whose connections take 200 ms to open (a TLS handshake held back), the
+/// first request waits for its connection and records that wait as connect time, inside its
+/// TTFT; the next one goes out on the same connection and records none. A warmed-up client's
+/// first request waits for nothing.
+#[tokio::test]
+async fn a_new_connection_is_recorded_with_its_connect_time() {
+    let delay = Duration::from_millis(200);
+    let pieces = vec![completion_piece("a"), usage_piece(), DONE.to_string()];
+    let (plain, _) = serve(Script::ok(pieces, Duration::from_millis(20))).await;
+    let backend: SocketAddr = plain.trim_start_matches("http://").parse().unwrap();
+    let front = crate::client::test_support::slow_tls_front(backend, delay).await;
+    let mut c = cfg(&front.base_url, ApiType::Completions);
+    c.ca_cert = Some(front.ca.path().to_path_buf());
+    let client = Client::new(c.clone()).unwrap();
+    let s = spec(Prompt::Text("p".into()));
+    let cancel = CancellationToken::new();
+    let epoch = Instant::now();
+
+    let first = client.send(&s, epoch, &cancel).await.record;
+    assert_eq!(first.error, None);
+    assert_eq!(first.new_connection, Some(true));
+    let connect = first.connect_ms.unwrap();
+    let ttft_ms = (first.first_token_s.unwrap() - first.sent_s) * 1000.0;
+    eprintln!("first request: connect {connect:.1} ms, TTFT {ttft_ms:.1} ms");
+    assert!((200.0..1500.0).contains(&connect), "connect {connect} ms");
+    assert!(
+        ttft_ms >= connect + 15.0,
+        "TTFT {ttft_ms} ms, connect {connect} ms"
+    );
+
+    let second = client.send(&s, epoch, &cancel).await.record;
+    assert_eq!(second.error, None);
+    assert_eq!(
+        (second.new_connection, second.connect_ms),
+        (Some(false), None)
+    );
+    let ttft_ms = (second.first_token_s.unwrap() - second.sent_s) * 1000.0;
+    assert!(ttft_ms < 190.0, "TTFT {ttft_ms} ms on a reused connection");
+
+    let warmed = Client::new(c).unwrap();
+    assert_eq!(warmed.warm_up(2, Duration::from_secs(10)).await, 2);
+    let r = warmed.send(&s, epoch, &cancel).await.record;
+    assert_eq!((r.new_connection, r.connect_ms), (Some(false), None));
 }

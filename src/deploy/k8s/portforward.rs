@@ -5,6 +5,13 @@
 //! port-forward stream to that pod through the API server. When opening a stream fails, or the
 //! pod reports an error on the port, the pod is resolved again, so a router pod that restarts
 //! or is replaced costs the connections open at that moment, not the rest of the benchmark.
+//!
+//! A stream lives exactly as long as its local connection ([`Forwarder::serve`] copies both
+//! ways until either side closes), so a client connection reused from lmbench's pool for many
+//! requests is one long-lived stream: only a new client connection opens a new stream, and its
+//! requests wait for that set-up behind a local connect that completed at once. The set-up
+//! time is handed to the client ([`crate::client::connections::relay_ready`]), which counts it
+//! in the waiting request's `connect_ms`.
 
 use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -255,8 +262,15 @@ impl Forwarder {
         }
     }
 
-    /// Carry one local connection to the pod and back until either side closes.
-    async fn serve(self: Arc<Self>, mut tcp: TcpStream, cancel: CancellationToken) {
+    /// Carry one local connection (from `peer`) to the pod and back until either side closes:
+    /// one stream for every request the connection carries.
+    async fn serve(
+        self: Arc<Self>,
+        mut tcp: TcpStream,
+        peer: SocketAddr,
+        cancel: CancellationToken,
+    ) {
+        let accepted = std::time::Instant::now();
         let _ = tcp.set_nodelay(true);
         let opened = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -272,6 +286,8 @@ impl Forwarder {
         let Some(mut upstream) = pf.take_stream(target.port) else {
             return;
         };
+        // The first request on the connection has been waiting for this since its connect.
+        crate::client::connections::relay_ready(peer, accepted.elapsed());
         let mut pod_error = pf.take_error(target.port).map(Box::pin);
         {
             let copy = tokio::io::copy_bidirectional(&mut tcp, &mut upstream);
@@ -280,6 +296,7 @@ impl Forwarder {
                 tokio::select! {
                     _ = cancel.cancelled() => {
                         pf.abort();
+                        crate::client::connections::relay_closed(peer);
                         return;
                     }
                     r = &mut copy => {
@@ -307,6 +324,7 @@ impl Forwarder {
             }
         }
         drop(upstream);
+        crate::client::connections::relay_closed(peer);
         if tokio::time::timeout(Duration::from_secs(5), pf.join())
             .await
             .is_err()
@@ -361,8 +379,8 @@ async fn accept_loop(listener: TcpListener, fwd: Arc<Forwarder>, cancel: Cancell
         tokio::select! {
             _ = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _peer)) => {
-                    tokio::spawn(fwd.clone().serve(tcp, cancel.child_token()));
+                Ok((tcp, peer)) => {
+                    tokio::spawn(fwd.clone().serve(tcp, peer, cancel.child_token()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: pause rather than spin.

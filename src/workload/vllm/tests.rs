@@ -426,6 +426,8 @@ fn completed(sent: f64, first: f64, end: f64, tokens: u64, ok: bool) -> Complete
             due_s: 0.0,
             slot_s: None,
             sent_s: sent,
+            new_connection: None,
+            connect_ms: None,
             first_token_s: Some(first),
             end_s: end,
             chunk_times_s: Vec::new(),
@@ -434,6 +436,7 @@ fn completed(sent: f64, first: f64, end: f64, tokens: u64, ok: bool) -> Complete
             cached_tokens: None,
             client_prompt_tokens: 10,
             client_completion_tokens: tokens,
+            content_chunks: tokens,
             max_tokens: tokens as u32,
             status: Some(200),
             error: (!ok).then(|| crate::record::RequestError {

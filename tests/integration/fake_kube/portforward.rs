@@ -101,6 +101,7 @@ pub async fn handle(
     if ports.is_empty() {
         return error(ApiError::bad_request("at least 1 port must be specified"));
     }
+    tokio::time::sleep(sh.forward_delay).await;
     let Ok(ws) = WebSocketUpgrade::from_request_parts(parts, &()).await else {
         return error(ApiError::bad_request("Upgrade request required"));
     };

@@ -23,6 +23,7 @@ pub struct Shared {
     pub requests: Mutex<Vec<RecordedRequest>>,
     pub backend: Mutex<Option<SocketAddr>>,
     pub forwards: Mutex<Vec<Arc<PortForwardStats>>>,
+    pub forward_delay: std::time::Duration,
     pub shutdown: CancellationToken,
 }
 

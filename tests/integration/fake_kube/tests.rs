@@ -894,3 +894,105 @@ fn a_background_fake_serves_synchronous_tests() {
     assert!(std::net::TcpStream::connect(sim.addr).is_ok());
     assert_eq!(fake.requests().len(), 1);
 }
+
+/// lmbench's port-forward carries a pooled client connection on one forwarded stream for as
+/// long as the connection lives: requests 3.5 s apart (longer than the 3 s the pool used to
+/// keep idle connections) all go through the stream the warm-up opened. A connection opened
+/// for a request waits for its stream (150 ms here) behind a local connect that completed at
+/// once; the request's connect time includes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_is_one_long_lived_forwarded_stream() {
+    use lmbench::client::{Client, ClientConfig};
+    use lmbench::record::{ApiType, Prompt, RequestSpec};
+    let sim = lmbench::sim::spawn_local(lmbench::sim::SimConfig {
+        mode: lmbench::sim::SimMode::Fixed,
+        ttft_ms: 10.0,
+        itl_ms: 1.0,
+        ..lmbench::sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let stream_set_up = Duration::from_millis(150);
+    let fake = FakeKube::start(FakeKubeOptions {
+        backend: Some(sim.addr),
+        forward_delay: stream_set_up,
+        ..Default::default()
+    })
+    .await;
+    let client = fake.client();
+    let pp = PatchParams::apply("t");
+    let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
+    apply_deployment(&deploys, &pp, "engine", "engine", 1, 8000)
+        .await
+        .unwrap();
+    let svcs: Api<Service> = Api::default_namespaced(client.clone());
+    let svc = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "engine"},
+        "spec": {"selector": {"app": "engine"}, "ports": [{"port": 80, "targetPort": 8000}]},
+    });
+    apply(&svcs, &pp, "engine", &svc).await.unwrap();
+    let kube = lmbench::deploy::k8s::Kube::new(client, "default");
+    let fwd = kube.port_forward("engine", 80, 0).await.unwrap();
+
+    let cfg = ClientConfig {
+        base_url: format!("http://{}", fwd.local_addr),
+        model: lmbench::sim::SimConfig::default().model,
+        api: ApiType::Completions,
+        request_timeout: Duration::from_secs(20),
+        api_key: None,
+        extra_body: Default::default(),
+        ca_cert: None,
+    };
+    let spec = |id| RequestSpec {
+        id,
+        user_id: Some(id),
+        round: 1,
+        due_s: 0.0,
+        slot_s: None,
+        prompt: Prompt::Text("through the port-forward".into()),
+        max_tokens: 4,
+        client_prompt_tokens: 4,
+        warmup: false,
+        extra: Default::default(),
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let epoch = tokio::time::Instant::now();
+
+    let warm = Client::new(cfg.clone()).unwrap();
+    assert_eq!(warm.warm_up(1, Duration::from_secs(10)).await, 1);
+    assert_eq!(fake.port_forwards().len(), 1);
+    for id in 0..3 {
+        if id > 0 {
+            tokio::time::sleep(Duration::from_millis(3500)).await;
+        }
+        let r = warm.send(&spec(id), epoch, &cancel).await.record;
+        assert!(r.ok(), "{:?}", r.error);
+        assert_eq!((r.new_connection, r.connect_ms), (Some(false), None));
+        let ttft = r.first_token_s.unwrap() - r.sent_s;
+        assert!(ttft < 0.14, "request {id}: TTFT {ttft} s");
+    }
+    let forwards = fake.port_forwards();
+    assert_eq!(forwards.len(), 1, "{forwards:?}");
+    assert!(forwards[0].bytes_from_pod > 0);
+
+    // A client without warm connections: its first request waits for the stream.
+    let cold = Client::new(cfg).unwrap();
+    let r = cold.send(&spec(9), epoch, &cancel).await.record;
+    assert!(r.ok(), "{:?}", r.error);
+    assert_eq!(r.new_connection, Some(true));
+    let connect_ms = r.connect_ms.unwrap();
+    let ttft_ms = (r.first_token_s.unwrap() - r.sent_s) * 1000.0;
+    eprintln!(
+        "through the port-forward: 3 requests 3.5 s apart on 1 stream; a new connection: \
+         connect {connect_ms:.1} ms (stream set-up 150 ms), TTFT {ttft_ms:.1} ms"
+    );
+    assert!(connect_ms >= 150.0, "connect {connect_ms} ms");
+    assert!(
+        ttft_ms >= connect_ms,
+        "TTFT {ttft_ms} ms, connect {connect_ms} ms"
+    );
+    assert_eq!(fake.port_forwards().len(), 2);
+    fwd.shutdown().await;
+    sim.shutdown().await.unwrap();
+}

@@ -1,0 +1,70 @@
+//! For tests: an `https://` front whose TLS handshake takes a known time, so that opening a
+//! connection through it is slow by a known amount (a TCP connect on loopback cannot be made
+//! slow: the kernel completes it before the server accepts).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A TLS terminator in front of a plain-TCP backend; its certificate is signed by a CA generated
+/// for it, whose PEM file the client trusts through `ca_cert`.
+pub(crate) struct SlowTls {
+    /// `https://127.0.0.1:<port>`.
+    pub(crate) base_url: String,
+    /// The CA's PEM file.
+    pub(crate) ca: tempfile::NamedTempFile,
+}
+
+/// Serves TLS on a free loopback port and relays to `backend`; each connection's handshake
+/// starts `delay` after it was accepted.
+pub(crate) async fn slow_tls_front(backend: SocketAddr, delay: Duration) -> SlowTls {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    use tokio_rustls::rustls;
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "lmbench test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let mut ca_file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut ca_file, ca.pem().as_bytes()).unwrap();
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().to_vec().into()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let _ = tcp.set_nodelay(true);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                if let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await {
+                    let _ = plain.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                }
+            });
+        }
+    });
+    SlowTls {
+        base_url: format!("https://127.0.0.1:{port}"),
+        ca: ca_file,
+    }
+}
