@@ -34,7 +34,9 @@ pub enum CacheReset {
     /// SGLang's `POST /flush_cache`.
     Sglang,
     /// llama.cpp's `llama-server`: `GET /slots`, then `POST /slots/{id}?action=erase` for each
-    /// slot (its `--slot-save-path`-free erase; the slots endpoint must be on, the default).
+    /// slot. llama-server answers slot actions only when started with `--slot-save-path`
+    /// (otherwise 501, reported as a failed reset), and the erase leaves its host-memory prompt
+    /// cache (`--cache-ram`) alone: run it with `--cache-ram 0` for a complete reset.
     Llamacpp,
 }
 

@@ -51,7 +51,7 @@ const PROMPT_RENDERED: &str = "the rendered prompt (role labels included)";
 /// On the chat API: the message contents only; the server's count adds its chat template.
 const PROMPT_CONTENTS: &str = "message contents only; the server's count adds its chat template";
 /// What the client's completion count is.
-const COMPLETION_CLIENT: &str = "content chunks received";
+const COMPLETION_CLIENT: &str = "the generated text, tokenized by the client";
 
 /// A mean client/server token-count difference above this percentage adds a warning (only
 /// where the two counts cover the same text).
