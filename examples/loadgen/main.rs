@@ -47,6 +47,8 @@ use lmbench::workload::Workload;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod wire;
+
 /// lmbench's load-generator benchmark.
 ///
 /// Modes:
@@ -78,6 +80,9 @@ enum Mode {
     MaxRate(MaxRateArgs),
     /// Peak memory while recording many requests (records streamed to disk).
     Memory(MemoryArgs),
+    /// TTFT and chunk gaps as lmbench recorded them against a packet capture (tshark) of the
+    /// same run.
+    WireBudget(wire::WireBudgetArgs),
     /// Internal: serve the simulated engine in this process (started by the other modes).
     #[command(hide = true)]
     SimChild(SimChildArgs),
@@ -250,6 +255,7 @@ fn main() -> std::process::ExitCode {
         Mode::ErrorBudget(a) => error_budget(&a),
         Mode::MaxRate(a) => max_rate(&a),
         Mode::Memory(a) => memory(&a),
+        Mode::WireBudget(a) => wire::wire_budget(&a),
         Mode::SimChild(_) => unreachable!("handled above"),
     };
     match result {
