@@ -166,17 +166,17 @@ pub(super) fn wire_budget(a: &WireBudgetArgs) -> anyhow::Result<()> {
             m.measured,
             m.matched,
             m.first_on_conn,
-            opt(p(&m.ttft, 0.5), 3),
-            opt(p(&m.ttft, 0.99), 3),
-            opt(m.ttft.first().copied(), 3),
-            opt(m.ttft.last().copied(), 3),
-            opt(p(&m.itl, 0.5), 3),
-            opt(p(&m.itl, 0.99), 3),
+            ms(p(&m.ttft, 0.5)),
+            ms(p(&m.ttft, 0.99)),
+            ms(m.ttft.first().copied()),
+            ms(m.ttft.last().copied()),
+            ms(p(&m.itl, 0.5)),
+            ms(p(&m.itl, 0.99)),
             format_args!(
                 "{:.2} %",
                 m.chunks_matched as f64 / m.chunks.max(1) as f64 * 100.0
             ),
-            opt(p(&m.wire_ttft, 0.5).map(|t| t - a.ttft_ms), 3),
+            ms(p(&m.wire_ttft, 0.5).map(|t| t - a.ttft_ms)),
             row.wire.packets,
             row.capture.dropped,
             opt(row.cpu.lg, 2),
@@ -219,10 +219,10 @@ impl Row {
         let mut out = vec![format!(
             "N={n}: ITL Δ min {} ms; {} of {} chunks matched; {} connections ({} without a \
              request: the capture's start probes; {} opened before the capture, not used), {} \
-             with bytes missing, {} retransmitted packets, {} not read \
-             to the end as HTTP/1.1, {} responses whose content-chunk count differs from \
+             with bytes missing, {} retransmitted packets (bytes already \
+             captured: the first copy counts), {} not read to the end as HTTP/1.1, {} responses whose content-chunk count differs from \
              lmbench's; failed {}; tshark: {}",
-            opt(m.itl.first().copied(), 3),
+            ms(m.itl.first().copied()),
             m.chunks_matched,
             m.chunks,
             w.connections,
@@ -251,11 +251,11 @@ impl Row {
                 } else {
                     " (INCONSISTENT: some packet lies outside lmbench's stamps)"
                 },
-                opt(self.epoch_after_stamp_ms, 3),
-                opt(p(&b.send, 0.5), 3),
-                opt(p(&b.send, 0.99), 3),
-                opt(p(&b.read, 0.5), 3),
-                opt(p(&b.read, 0.99), 3),
+                ms(self.epoch_after_stamp_ms),
+                ms(p(&b.send, 0.5)),
+                ms(p(&b.send, 0.99)),
+                ms(p(&b.read, 0.5)),
+                ms(p(&b.read, 0.99)),
             ));
         }
         out
@@ -328,6 +328,11 @@ fn measure(
         failed: failures(&out.summary),
         epoch_after_stamp_ms,
     })
+}
+
+/// Milliseconds to the microsecond (the capture's resolution), `-` for none; never `-0.000`.
+fn ms(x: Option<f64>) -> String {
+    opt(x.map(|v| (v * 1e3).round() / 1e3 + 0.0), 3)
 }
 
 fn unix_now_s() -> f64 {
