@@ -6,6 +6,7 @@
 //! cargo run --release --example loadgen -- max-rate       # rate sweep, highest sustained rate
 //! cargo run --release --example loadgen -- memory         # peak RSS recording 1,000,000 requests
 //! cargo run --release --example loadgen -- send-lag       # send lag per workload of the default suite
+//! cargo run --release --example loadgen -- wire-budget    # TTFT/ITL against a packet capture
 //! ```
 //!
 //! Every mode drives the real path: `lmbench::workload::runner::run` with a
@@ -50,6 +51,8 @@ use lmbench::workload::Workload;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod wire;
+
 /// lmbench's load-generator benchmark.
 ///
 /// Modes:
@@ -66,6 +69,12 @@ use tokio_util::sync::CancellationToken;
 ///
 /// memory: --requests requests at --rate against the zero-latency engine, every record
 /// streamed to disk; prints the load generator's peak RSS (VmHWM) and the engine's separately.
+///
+/// send-lag: every point of real spec files (the default suite, plus an LMCacheSynthetic point
+/// with 20,000-token histories at 4 QPS) against the engine in engine mode; prints send lag.
+///
+/// wire-budget: error-budget's runs captured with tshark; prints lmbench's TTFT and chunk gaps
+/// against the packets' timestamps.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", verbatim_doc_comment)]
 struct Cli {
@@ -83,6 +92,9 @@ enum Mode {
     Memory(MemoryArgs),
     /// lmbench's own send lag (sent − due) on every point of real spec files.
     SendLag(send_lag::SendLagArgs),
+    /// TTFT and chunk gaps as lmbench recorded them against a packet capture (tshark) of the
+    /// same run.
+    WireBudget(wire::WireBudgetArgs),
     /// Internal: serve the simulated engine in this process (started by the other modes).
     #[command(hide = true)]
     SimChild(SimChildArgs),
@@ -256,6 +268,7 @@ fn main() -> std::process::ExitCode {
         Mode::MaxRate(a) => max_rate(&a),
         Mode::Memory(a) => memory(&a),
         Mode::SendLag(a) => send_lag::send_lag(&a),
+        Mode::WireBudget(a) => wire::wire_budget(&a),
         Mode::SimChild(_) => unreachable!("handled above"),
     };
     match result {
