@@ -128,6 +128,19 @@ struct Inner {
     auth: Option<HeaderValue>,
 }
 
+/// Writes the request bodies of one client (its endpoint's API, model and `extraBody`).
+#[derive(Clone)]
+pub struct BodyWriter(Arc<Inner>);
+
+impl BodyWriter {
+    /// The JSON body of `spec`.
+    pub fn body(&self, spec: &RequestSpec) -> bytes::Bytes {
+        let mut body = Vec::with_capacity(body_size_hint(spec));
+        write_body(&self.0.cfg, spec, &mut body);
+        body.into()
+    }
+}
+
 /// The header that carries a request's user id.
 static USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 static EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
@@ -242,6 +255,12 @@ impl Client {
         &self.inner.url
     }
 
+    /// What writes this client's request bodies, for making them before a request is due
+    /// (the runner's request builder does, on its own thread).
+    pub fn body_writer(&self) -> BodyWriter {
+        BodyWriter(self.inner.clone())
+    }
+
     /// Sends `spec` as one streaming request and records what happened. Times are seconds
     /// since `epoch`. Never returns an error: connection failures, bad statuses, timeouts,
     /// broken or malformed streams and cancellation all end up in `record.error`, with the
@@ -252,6 +271,18 @@ impl Client {
         epoch: Instant,
         cancel: &CancellationToken,
     ) -> Completed {
+        self.send_built(spec, None, epoch, cancel).await
+    }
+
+    /// [`Self::send`] with the body already written by [`Self::body_writer`] (`None`: written
+    /// here, before the send time is stamped, so its cost shows as send lag).
+    pub async fn send_built(
+        &self,
+        spec: &RequestSpec,
+        body: Option<bytes::Bytes>,
+        epoch: Instant,
+        cancel: &CancellationToken,
+    ) -> Completed {
         if let Some(p) = &self.progress {
             p.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -259,7 +290,7 @@ impl Client {
         let timeout = self.inner.cfg.request_timeout;
         let tokens = self.tokens.as_ref().map(|c| &*c.0);
         let outcome = {
-            let fut = self.exchange(spec, &mut ex);
+            let fut = self.exchange(spec, body, &mut ex);
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => Err(req_err(ErrorKind::Cancelled, "run cancelled")),
@@ -274,9 +305,13 @@ impl Client {
         ex.finish(outcome, tokens)
     }
 
-    async fn exchange(&self, spec: &RequestSpec, ex: &mut Exchange) -> Result<(), RequestError> {
-        let mut body = Vec::with_capacity(body_size_hint(spec));
-        write_body(&self.inner.cfg, spec, &mut body);
+    async fn exchange(
+        &self,
+        spec: &RequestSpec,
+        body: Option<bytes::Bytes>,
+        ex: &mut Exchange,
+    ) -> Result<(), RequestError> {
+        let body = body.unwrap_or_else(|| self.body_writer().body(spec));
         let mut req = self
             .http
             .post(self.inner.parsed_url.clone())

@@ -8,7 +8,8 @@
 //! owns a min-heap of built requests. It sleeps until the earliest absolute due time (so
 //! lateness never accumulates), then spawns one task per due request. The request task stamps
 //! its own send time, so the recorded send lag (send − due) includes everything between the due
-//! time and the request leaving: timer wake-up, scheduling and body serialisation. Finished
+//! time and the request leaving: timer wake-up and scheduling (the builder wrote the request's
+//! body ahead; a request without one has it written before the stamp). Finished
 //! requests come back over a channel and go on to the builder (for follow-up turns) and to the
 //! collector (for results), so writing results never blocks sending. The run's clock starts
 //! once the first requests are built.
@@ -39,10 +40,10 @@
 //! where blocking would stall other tasks) it waits on tokio's timer. A request that is already
 //! due is sent at once, without a timer.
 
-use super::builder::{self, Built, ToBuilder, AHEAD};
+use super::builder::{self, Built, Ready, ToBuilder, AHEAD};
 use super::Workload;
 use crate::client::Client;
-use crate::record::{Completed, RequestRecord, RequestSpec};
+use crate::record::{Completed, RequestRecord};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::mpsc as std_mpsc;
@@ -71,7 +72,7 @@ pub struct RunStats {
 
 /// A built request waiting for its due time; `scheduled`: from the open-loop schedule (the
 /// builder keeps a number of those ahead), else a turn that waited for an answer.
-struct Pending(RequestSpec, bool);
+struct Pending(Ready, bool);
 
 impl PartialEq for Pending {
     fn eq(&self, other: &Self) -> bool {
@@ -89,9 +90,10 @@ impl Ord for Pending {
     fn cmp(&self, other: &Self) -> Ordering {
         other
             .0
+            .spec
             .due_s
-            .total_cmp(&self.0.due_s)
-            .then_with(|| other.0.id.cmp(&self.0.id))
+            .total_cmp(&self.0.spec.due_s)
+            .then_with(|| other.0.spec.id.cmp(&self.0.spec.id))
     }
 }
 
@@ -264,7 +266,7 @@ struct Scheduler<'a> {
 impl Scheduler<'_> {
     /// The earliest due time (seconds since the epoch) of anything waiting to be sent.
     fn next_due(&self) -> Option<f64> {
-        self.heap.peek().map(|p| p.0.due_s)
+        self.heap.peek().map(|p| p.0.spec.due_s)
     }
 
     /// Below the workload's in-flight cap, if it has one.
@@ -339,7 +341,7 @@ impl Scheduler<'_> {
     /// Spawns every request due by `now_s`, earliest first, until the in-flight cap.
     fn send_due(&mut self, now_s: f64) {
         while self.next_due().is_some_and(|d| d <= now_s) && self.can_send() {
-            let Some(Pending(spec, scheduled)) = self.heap.pop() else {
+            let Some(Pending(Ready { spec, body }, scheduled)) = self.heap.pop() else {
                 break;
             };
             if scheduled {
@@ -355,7 +357,7 @@ impl Scheduler<'_> {
             let cancel = self.cancel.clone();
             let epoch = self.epoch;
             let task = async move {
-                let done = client.send(&spec, epoch, &cancel).await;
+                let done = client.send_built(&spec, body, epoch, &cancel).await;
                 let _ = tx.send(done);
             };
             match thread {
@@ -426,10 +428,11 @@ async fn run_with(
 ) -> Finished {
     let max_in_flight = workload.max_in_flight();
     let (to_builder, builder_rx) = std_mpsc::channel::<ToBuilder>();
+    let bodies = client.body_writer();
     let (built_tx, mut built_rx) = mpsc::unbounded_channel::<Built>();
     let builder = std::thread::Builder::new()
         .name("lmbench-build".into())
-        .spawn(move || builder::run(workload, builder_rx, built_tx))
+        .spawn(move || builder::run(workload, Some(bodies), builder_rx, built_tx))
         .expect("the request builder thread starts");
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completed>();
     let send_threads = SendThread::start_many(client, send_threads);
@@ -573,7 +576,7 @@ async fn run_with(
 mod tests {
     use super::*;
     use crate::client::ClientConfig;
-    use crate::record::{ApiType, Prompt};
+    use crate::record::{ApiType, Prompt, RequestSpec};
     use crate::sim::{spawn_local, SimConfig, SimMode};
 
     /// `n` independent requests, one every `gap_s`; each answered request from the first half
