@@ -269,25 +269,29 @@ fn llama_assets() -> Option<(PathBuf, PathBuf)> {
     Some((server, model))
 }
 
-#[test]
-fn llama_server_end_to_end() {
+/// Runs `specs` (under tests/e2e-specs/) on the real Gemma-3-270M through llama-server, within
+/// `limit`: the results folder and the port used. `None` (the test then returns) when the
+/// assets are not installed, unless LMBENCH_REQUIRE_LLAMA is set, which makes that a failure.
+fn run_on_llama(specs: &[&str], limit: Duration) -> Option<(tempfile::TempDir, u16)> {
     let Some((server, model)) = llama_assets() else {
         if std::env::var_os("LMBENCH_REQUIRE_LLAMA").is_some() {
             panic!("LMBENCH_REQUIRE_LLAMA is set but llama-server or the Gemma model is not installed (scripts/install-llama-server.sh, scripts/fetch-gemma.sh)");
         }
         eprintln!("skipping: llama-server / Gemma not installed (run scripts/install-llama-server.sh and scripts/fetch-gemma.sh)");
-        return;
+        return None;
     };
     let out = tempfile::tempdir().unwrap();
     let port = free_port();
-    lmbench()
-        .env("LLAMA_SERVER", &server)
+    let mut cmd = lmbench();
+    cmd.env("LLAMA_SERVER", &server)
         .env("GEMMA_GGUF", &model)
         .args(["run", "-c"])
-        .arg(repo().join("run-bench.yaml"))
-        .arg("--spec")
-        .arg(repo().join("tests/e2e-specs/gemma.yaml"))
-        .arg("--results-dir")
+        .arg(repo().join("run-bench.yaml"));
+    for spec in specs {
+        cmd.arg("--spec")
+            .arg(repo().join("tests/e2e-specs").join(spec));
+    }
+    cmd.arg("--results-dir")
         .arg(out.path())
         .args([
             "--port",
@@ -297,9 +301,17 @@ fn llama_server_end_to_end() {
             "--request-timeout",
             "120",
         ])
-        .timeout(Duration::from_secs(300))
+        .timeout(limit)
         .assert()
         .success();
+    Some((out, port))
+}
+
+#[test]
+fn llama_server_end_to_end() {
+    let Some((out, port)) = run_on_llama(&["gemma.yaml"], Duration::from_secs(300)) else {
+        return;
+    };
     let suite = out.path().join("e2e-llama-gemma");
     let files = result_files(&suite);
     let mut names: Vec<String> = files
@@ -374,37 +386,12 @@ fn llama_server_end_to_end() {
 /// its `cache_state`.
 #[test]
 fn llama_server_cache_state_between_points() {
-    let Some((server, model)) = llama_assets() else {
-        if std::env::var_os("LMBENCH_REQUIRE_LLAMA").is_some() {
-            panic!("LMBENCH_REQUIRE_LLAMA is set but llama-server or the Gemma model is not installed (scripts/install-llama-server.sh, scripts/fetch-gemma.sh)");
-        }
-        eprintln!("skipping: llama-server / Gemma not installed");
+    let Some((out, port)) = run_on_llama(
+        &["gemma-cache-salted.yaml", "gemma-cache-shared.yaml"],
+        Duration::from_secs(400),
+    ) else {
         return;
     };
-    let out = tempfile::tempdir().unwrap();
-    let port = free_port();
-    lmbench()
-        .env("LLAMA_SERVER", &server)
-        .env("GEMMA_GGUF", &model)
-        .args(["run", "-c"])
-        .arg(repo().join("run-bench.yaml"))
-        .arg("--spec")
-        .arg(repo().join("tests/e2e-specs/gemma-cache-salted.yaml"))
-        .arg("--spec")
-        .arg(repo().join("tests/e2e-specs/gemma-cache-shared.yaml"))
-        .arg("--results-dir")
-        .arg(out.path())
-        .args([
-            "--port",
-            &port.to_string(),
-            "--ready-timeout",
-            "120",
-            "--request-timeout",
-            "120",
-        ])
-        .timeout(Duration::from_secs(400))
-        .assert()
-        .success();
     let mut seen = 0;
     for (suite, salted) in [
         ("e2e-llama-cache-salted", true),
