@@ -52,29 +52,15 @@ use serde_json::Value;
 
 use super::{
     api_name, check_open_files, clear_dir, client_for, drive, engine_desc, failures, fixed_engine,
-    machine, opt, p, proc_cpu_s, prompts_name, records_dir, runtime, Common, CpuUse, Load,
+    machine, opt, p, proc_cpu_s, prompts_name, records_dir, runtime, CpuUse, ErrorBudgetArgs, Load,
     RunnerOn, Schedule, Sim, SimPlace,
 };
 
 #[derive(Debug, Clone, Args)]
 pub(super) struct WireBudgetArgs {
+    /// The same runs as error-budget (streams, engine timings, durations): each one captured.
     #[command(flatten)]
-    common: Common,
-    /// Concurrent streams, one measurement (and one capture) each.
-    #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
-    streams: Vec<u64>,
-    /// The engine's fixed time to first token (ms).
-    #[arg(long, default_value_t = 100.0)]
-    ttft_ms: f64,
-    /// The engine's fixed time between tokens (ms).
-    #[arg(long, default_value_t = 20.0)]
-    itl_ms: f64,
-    /// Measured seconds per stream count (after the warmup).
-    #[arg(long, default_value_t = 20.0)]
-    duration: f64,
-    /// Seconds of warmup per stream count (requests due then are not compared).
-    #[arg(long, default_value_t = 2.0)]
-    warmup: f64,
+    run: ErrorBudgetArgs,
     /// tshark's capture buffer (`-B`), MiB: where the kernel keeps packets until dumpcap has
     /// written them out.
     #[arg(long, default_value_t = 512)]
@@ -93,24 +79,24 @@ const TSHARK_MISSING: &str = "wire-budget captures the loopback traffic with tsh
     allowed to capture (the `wireshark` group)";
 
 pub(super) fn wire_budget(a: &WireBudgetArgs) -> anyhow::Result<()> {
-    let c = &a.common;
-    if a.streams.is_empty() || a.streams.contains(&0) {
+    let c = &a.run.common;
+    if a.run.streams.is_empty() || a.run.streams.contains(&0) {
         bail!("--streams must list stream counts of at least 1");
     }
-    if a.duration <= 0.0 || a.warmup < 0.0 {
+    if a.run.duration <= 0.0 || a.run.warmup < 0.0 {
         bail!("--duration must be positive and --warmup not negative");
     }
     let tshark = tshark_version()?;
     let nofile = raise_open_files_limit()?;
-    let most = a.streams.iter().copied().max().unwrap_or(1);
+    let most = a.run.streams.iter().copied().max().unwrap_or(1);
     check_open_files(most * if c.sim == SimPlace::Thread { 2 } else { 1 } + 256);
     println!("# lmbench TTFT and chunk gaps against the wire");
     println!("machine: {}", machine());
     println!(
         "engine: lmbench sim, fixed mode, ttftMs {} itlMs {}, {} output tokens, prompt {} tokens \
          ({}), {} API, {}",
-        a.ttft_ms,
-        a.itl_ms,
+        a.run.ttft_ms,
+        a.run.itl_ms,
         c.max_tokens,
         c.prompt_tokens,
         prompts_name(c.prompts),
@@ -120,7 +106,7 @@ pub(super) fn wire_budget(a: &WireBudgetArgs) -> anyhow::Result<()> {
     println!(
         "load: N streams kept in flight (closed loop; stream i starts at i/N of one request's \
          duration), {} s warmup + {} s measured per N; open-files limit {nofile}",
-        a.warmup, a.duration
+        a.run.warmup, a.run.duration
     );
     println!(
         "capture: {tshark}, `-i {} -f 'tcp port <engine port>' -B {} -F pcap` (µs timestamps), \
@@ -153,7 +139,7 @@ pub(super) fn wire_budget(a: &WireBudgetArgs) -> anyhow::Result<()> {
     };
     let rt = runtime(c.threads)?;
     let mut notes = Vec::new();
-    for &n in &a.streams {
+    for &n in &a.run.streams {
         clear_dir(&temp);
         let pcap = capture_dir.1.join(format!("wire-{n}.pcap"));
         let row = measure(a, n, &rt, &dir, &pcap)?;
@@ -176,7 +162,7 @@ pub(super) fn wire_budget(a: &WireBudgetArgs) -> anyhow::Result<()> {
                 "{:.2} %",
                 m.chunks_matched as f64 / m.chunks.max(1) as f64 * 100.0
             ),
-            ms(p(&m.wire_ttft, 0.5).map(|t| t - a.ttft_ms)),
+            ms(p(&m.wire_ttft, 0.5).map(|t| t - a.run.ttft_ms)),
             row.wire.packets,
             row.capture.dropped,
             opt(row.cpu.lg, 2),
@@ -269,18 +255,19 @@ fn measure(
     dir: &Path,
     pcap: &Path,
 ) -> anyhow::Result<Row> {
-    let c = &a.common;
-    let sim = Sim::start(c, &fixed_engine(a.ttft_ms, a.itl_ms))?;
+    let c = &a.run.common;
+    let sim = Sim::start(c, &fixed_engine(a.run.ttft_ms, a.run.itl_ms))?;
     let port = sim.addr.port();
     let capture = Capture::start(&a.interface, sim.addr, a.capture_buffer_mib, pcap)?;
     let client = client_for(&sim, c)?;
-    let request_s = (a.ttft_ms + a.itl_ms * f64::from(c.max_tokens.saturating_sub(1))) / 1e3;
+    let request_s =
+        (a.run.ttft_ms + a.run.itl_ms * f64::from(c.max_tokens.saturating_sub(1))) / 1e3;
     let wl = Load::new(
         Schedule::Closed {
             streams: n,
             stagger_s: request_s / n as f64,
-            warmup_s: a.warmup,
-            end_s: a.warmup + a.duration,
+            warmup_s: a.run.warmup,
+            end_s: a.run.warmup + a.run.duration,
         },
         c,
     );
@@ -1749,9 +1736,9 @@ mod tests {
         ])
         .a;
         raise_open_files_limit().unwrap();
-        let (_temp, dir) = records_dir(&a.common).unwrap();
+        let (_temp, dir) = records_dir(&a.run.common).unwrap();
         let pcaps = tempfile::tempdir().unwrap();
-        let rt = runtime(a.common.threads).unwrap();
+        let rt = runtime(a.run.common.threads).unwrap();
         for n in [1, 20] {
             let row = measure(&a, n, &rt, &dir, &pcaps.path().join(format!("{n}.pcap"))).unwrap();
             let m = &row.cmp;

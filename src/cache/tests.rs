@@ -2,8 +2,9 @@
 //! (real HTTP), a failed reset reported, and the state and warnings a point records.
 
 use super::*;
-use crate::client::{Client, ClientConfig};
-use crate::record::{ApiType, Prompt, RequestSpec};
+use crate::client::test_support::sim_config;
+use crate::client::Client;
+use crate::record::{Prompt, RequestSpec};
 use crate::sim::{spawn_local, SimConfig, SimMode};
 use tokio_util::sync::CancellationToken;
 
@@ -33,16 +34,7 @@ async fn vllm_reset_empties_the_simulated_engines_prefix_cache() {
     })
     .await
     .unwrap();
-    let client = Client::new(ClientConfig {
-        base_url: sim.base_url(),
-        model: SimConfig::default().model,
-        api: ApiType::Completions,
-        request_timeout: std::time::Duration::from_secs(20),
-        api_key: None,
-        extra_body: Default::default(),
-        ca_cert: None,
-    })
-    .unwrap();
+    let client = Client::new(sim_config(&sim.base_url())).unwrap();
     let text = "word ".repeat(400);
     let cancel = CancellationToken::new();
     let epoch = tokio::time::Instant::now();

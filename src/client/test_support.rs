@@ -1,8 +1,26 @@
-//! For tests: an `https://` front whose TLS handshake takes a known time, so that opening a
-//! connection through it is slow by a known amount (a TCP connect on loopback cannot be made
-//! slow: the kernel completes it before the server accepts).
+//! For tests: the client configuration the unit tests use against the simulated engine, and an
+//! `https://` front whose TLS handshake takes a known time, so that opening a connection
+//! through it is slow by a known amount (a TCP connect on loopback cannot be made slow: the
+//! kernel completes it before the server accepts).
 
 use std::net::SocketAddr;
+
+use crate::client::ClientConfig;
+use crate::record::ApiType;
+
+/// A client configuration for the simulated engine at `base_url`: its default model, the
+/// completions API, a 20 s limit per request, nothing else set.
+pub(crate) fn sim_config(base_url: &str) -> ClientConfig {
+    ClientConfig {
+        base_url: base_url.to_string(),
+        model: crate::sim::SimConfig::default().model,
+        api: ApiType::Completions,
+        request_timeout: Duration::from_secs(20),
+        api_key: None,
+        extra_body: Default::default(),
+        ca_cert: None,
+    }
+}
 use std::sync::Arc;
 use std::time::Duration;
 

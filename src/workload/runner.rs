@@ -575,8 +575,9 @@ async fn run_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::test_support::sim_config;
     use crate::client::ClientConfig;
-    use crate::record::{ApiType, Prompt, RequestSpec};
+    use crate::record::{Prompt, RequestSpec};
     use crate::sim::{spawn_local, SimConfig, SimMode};
 
     /// `n` independent requests, one every `gap_s`; each answered request from the first half
@@ -676,13 +677,8 @@ mod tests {
         let connect = Duration::from_millis(200);
         let front = crate::client::test_support::slow_tls_front(sim.addr, connect).await;
         let client = Client::new(ClientConfig {
-            base_url: front.base_url.clone(),
-            model: SimConfig::default().model,
-            api: ApiType::Completions,
-            request_timeout: Duration::from_secs(20),
-            api_key: None,
-            extra_body: Default::default(),
             ca_cert: Some(front.ca.path().to_path_buf()),
+            ..sim_config(&front.base_url)
         })
         .unwrap();
         let mut due = vec![0.0, 5.0, 10.0];
@@ -755,16 +751,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let client = Client::new(ClientConfig {
-            base_url: sim.base_url(),
-            model: SimConfig::default().model,
-            api: ApiType::Completions,
-            request_timeout: Duration::from_secs(20),
-            api_key: None,
-            extra_body: Default::default(),
-            ca_cert: None,
-        })
-        .unwrap();
+        let client = Client::new(sim_config(&sim.base_url())).unwrap();
         for threads in [1, 3] {
             let wl = Paced {
                 n: 60,
