@@ -909,34 +909,52 @@ fn failures(s: &Summary) -> String {
 
 // ---- error-budget -------------------------------------------------------------------------
 
+impl ErrorBudgetArgs {
+    /// The stream counts and durations make sense.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.streams.is_empty() || self.streams.contains(&0) {
+            bail!("--streams must list stream counts of at least 1");
+        }
+        if self.duration <= 0.0 || self.warmup < 0.0 {
+            bail!("--duration must be positive and --warmup not negative");
+        }
+        Ok(())
+    }
+
+    /// The `engine:` and `load:` lines of the report.
+    fn setup_lines(&self) -> [String; 2] {
+        let c = &self.common;
+        [
+            format!(
+                "engine: lmbench sim, fixed mode, ttftMs {} itlMs {}, {} output tokens, prompt {} \
+                 tokens ({}), {} API, {}",
+                self.ttft_ms,
+                self.itl_ms,
+                c.max_tokens,
+                c.prompt_tokens,
+                prompts_name(c.prompts),
+                api_name(c.api),
+                engine_desc(c)
+            ),
+            format!(
+                "load: N streams kept in flight (closed loop; stream i starts at i/N of one \
+                 request's duration), {} s warmup + {} s measured per N",
+                self.warmup, self.duration
+            ),
+        ]
+    }
+}
+
 fn error_budget(a: &ErrorBudgetArgs) -> anyhow::Result<()> {
     let c = &a.common;
-    if a.streams.is_empty() || a.streams.contains(&0) {
-        bail!("--streams must list stream counts of at least 1");
-    }
-    if a.duration <= 0.0 || a.warmup < 0.0 {
-        bail!("--duration must be positive and --warmup not negative");
-    }
+    a.check()?;
     let most = a.streams.iter().copied().max().unwrap_or(1);
     check_open_files(most * if c.sim == SimPlace::Thread { 2 } else { 1 } + 256);
     println!("# lmbench measurement error budget");
     println!("machine: {}", machine());
-    println!(
-        "engine: lmbench sim, fixed mode, ttftMs {} itlMs {}, {} output tokens, prompt {} tokens ({}), \
-         {} API, {}",
-        a.ttft_ms,
-        a.itl_ms,
-        c.max_tokens,
-        c.prompt_tokens,
-        prompts_name(c.prompts),
-        api_name(c.api),
-        engine_desc(c)
-    );
-    println!(
-        "load: N streams kept in flight (closed loop; stream i starts at i/N of one request's \
-         duration), {} s warmup + {} s measured per N",
-        a.warmup, a.duration
-    );
+    let [engine, load] = a.setup_lines();
+    println!("{engine}");
+    println!("{load}");
     println!(
         "TTFT error = (first chunk − sent) − ttftMs per request; ITL error = gap between \
          consecutive content chunks − itlMs; ms"

@@ -51,9 +51,9 @@ use lmbench::record::RequestRecord;
 use serde_json::Value;
 
 use super::{
-    api_name, check_open_files, clear_dir, client_for, drive, engine_desc, failures, fixed_engine,
-    machine, opt, p, proc_cpu_s, prompts_name, records_dir, runtime, CpuUse, ErrorBudgetArgs, Load,
-    RunnerOn, Schedule, Sim, SimPlace,
+    check_open_files, clear_dir, client_for, drive, failures, fixed_engine, machine, opt, p,
+    proc_cpu_s, records_dir, runtime, CpuUse, ErrorBudgetArgs, Load, RunnerOn, Schedule, Sim,
+    SimPlace,
 };
 
 #[derive(Debug, Clone, Args)]
@@ -80,34 +80,16 @@ const TSHARK_MISSING: &str = "wire-budget captures the loopback traffic with tsh
 
 pub(super) fn wire_budget(a: &WireBudgetArgs) -> anyhow::Result<()> {
     let c = &a.run.common;
-    if a.run.streams.is_empty() || a.run.streams.contains(&0) {
-        bail!("--streams must list stream counts of at least 1");
-    }
-    if a.run.duration <= 0.0 || a.run.warmup < 0.0 {
-        bail!("--duration must be positive and --warmup not negative");
-    }
+    a.run.check()?;
     let tshark = tshark_version()?;
     let nofile = raise_open_files_limit()?;
     let most = a.run.streams.iter().copied().max().unwrap_or(1);
     check_open_files(most * if c.sim == SimPlace::Thread { 2 } else { 1 } + 256);
     println!("# lmbench TTFT and chunk gaps against the wire");
     println!("machine: {}", machine());
-    println!(
-        "engine: lmbench sim, fixed mode, ttftMs {} itlMs {}, {} output tokens, prompt {} tokens \
-         ({}), {} API, {}",
-        a.run.ttft_ms,
-        a.run.itl_ms,
-        c.max_tokens,
-        c.prompt_tokens,
-        prompts_name(c.prompts),
-        api_name(c.api),
-        engine_desc(c)
-    );
-    println!(
-        "load: N streams kept in flight (closed loop; stream i starts at i/N of one request's \
-         duration), {} s warmup + {} s measured per N; open-files limit {nofile}",
-        a.run.warmup, a.run.duration
-    );
+    let [engine, load] = a.run.setup_lines();
+    println!("{engine}");
+    println!("{load}; open-files limit {nofile}");
     println!(
         "capture: {tshark}, `-i {} -f 'tcp port <engine port>' -B {} -F pcap` (µs timestamps), \
          one capture per N, running through warmup and measurement",
