@@ -93,6 +93,25 @@ pub struct RequestSpec {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl RequestSpec {
+    /// A copy without the prompt (an empty text): what is known about a request once its body
+    /// is written, at a fraction of a long conversation's copying cost.
+    pub fn without_prompt(&self) -> RequestSpec {
+        RequestSpec {
+            id: self.id,
+            user_id: self.user_id,
+            round: self.round,
+            due_s: self.due_s,
+            slot_s: self.slot_s,
+            prompt: Prompt::Text(String::new()),
+            max_tokens: self.max_tokens,
+            client_prompt_tokens: self.client_prompt_tokens,
+            warmup: self.warmup,
+            extra: self.extra.clone(),
+        }
+    }
+}
+
 /// Why a request did not complete normally. Errors are data: counted by kind, never fatal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -233,4 +252,9 @@ pub struct Completed {
     pub record: RequestRecord,
     /// The generated text (empty on failure).
     pub text: String,
+    /// The turn that was waiting for this answer, if the workload built it ahead
+    /// ([`crate::workload::Workload::turn_ahead`]) and the runner sent it (or queued it for its
+    /// slot) the moment the answer arrived: its spec without the prompt, so that the workload
+    /// records that turn instead of building it.
+    pub follow_up: Option<RequestSpec>,
 }

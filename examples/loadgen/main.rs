@@ -140,6 +140,13 @@ struct Common {
     /// wake-ups); 0 means one per CPU.
     #[arg(long, default_value_t = 1)]
     sim_threads: usize,
+    /// Niceness of the engine's process (`--sim process` only). On a small machine the engine's
+    /// own CPU work (parsing and tokenizing long prompts) competes with the load generator's
+    /// threads, and every wake-up of a load-generator thread that waits for a CPU shows as
+    /// send lag; a positive value gives the load generator the CPUs first, as when the engine
+    /// runs on cores (or a machine) of its own.
+    #[arg(long, default_value_t = 0)]
+    sim_nice: i32,
     /// Worker threads of the load generator's runtime (default: one per CPU, as `lmbench`).
     #[arg(long)]
     threads: Option<usize>,
@@ -340,7 +347,13 @@ impl Sim {
         match c.sim {
             SimPlace::Process => {
                 let exe = std::env::current_exe().context("locating this executable")?;
-                let mut cmd = Command::new(exe);
+                let mut cmd = if c.sim_nice != 0 {
+                    let mut n = Command::new("nice");
+                    n.arg("-n").arg(c.sim_nice.to_string()).arg(exe);
+                    n
+                } else {
+                    Command::new(exe)
+                };
                 cmd.arg("sim-child")
                     .arg("--config-json")
                     .arg(serde_json::to_string(cfg)?);

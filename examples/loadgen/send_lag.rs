@@ -14,6 +14,7 @@
 //! p50 / p99 / max over all of them, over the schedule's requests and over the turns that
 //! waited for an answer.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -50,6 +51,9 @@ pub struct SendLagArgs {
     /// The long-history point's seconds of sending.
     #[arg(long, default_value_t = 30.0)]
     long_duration: f64,
+    /// Also write every request's record (every point, one JSON object per line) to this file.
+    #[arg(long)]
+    records: Option<PathBuf>,
 }
 
 /// The added long-history point, as a spec file.
@@ -143,11 +147,20 @@ pub fn send_lag(a: &SendLagArgs) -> anyhow::Result<()> {
     println!("# send lag (ms): sent − due, lmbench's own delay in sending");
     println!();
     println!("machine: {}", machine());
-    println!("engine: lmbench sim, engine mode, prefix caching on, its own process");
+    println!(
+        "engine: lmbench sim, engine mode, prefix caching on, its own process, nice {}",
+        a.common.sim_nice
+    );
     println!();
     println!("| suite / workload / point | requests | all p50 / p99 / max | scheduled: p99 / max | waited for an answer: p99 / max |");
     println!("|---|---:|---:|---:|---:|");
     let rt = runtime(a.common.threads)?;
+    let mut dump = match &a.records {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("{}", p.display()))?,
+        )),
+        None => None,
+    };
     let mut worst_p99: f64 = 0.0;
     // One baseline per suite: every baseline of a suite gets the same request stream.
     let mut seen = Vec::new();
@@ -194,6 +207,12 @@ pub fn send_lag(a: &SendLagArgs) -> anyhow::Result<()> {
                 collect.await
             })?;
             sim.stop()?;
+            if let Some(f) = &mut dump {
+                for r in &records {
+                    serde_json::to_writer(&mut *f, r)?;
+                    writeln!(f)?;
+                }
+            }
             let failed = records.iter().filter(|r| !r.ok()).count();
             let mut lags = Lags {
                 all: Vec::new(),

@@ -16,7 +16,7 @@ pub mod sse;
 pub(crate) mod test_support;
 pub mod tls;
 
-pub use body::{build_body, render_completions_prompt};
+pub use body::{build_body, render_completions_prompt, HoleBody};
 pub use openai::{BodyWriter, Client, ClientConfig};
 pub use sse::{SseDecoder, SseEvent, SseTail};
 

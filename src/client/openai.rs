@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::body::{body_size_hint, write_body};
+use super::body::{body_size_hint, write_body, write_body_with_hole, HoleBody};
 use super::chunk::StreamChunk;
 use super::connections::{Registry, TrackLayer};
 use super::sse::{SseDecoder, SseEventRef};
@@ -138,6 +138,19 @@ impl BodyWriter {
         let mut body = Vec::with_capacity(body_size_hint(spec));
         write_body(&self.0.cfg, spec, &mut body);
         body.into()
+    }
+
+    /// The JSON body of `spec` with the content of its prompt's message `hole` to be put in
+    /// later ([`HoleBody::fill`]); `None` if the body has no such message (a text prompt, or
+    /// an `extraBody` that replaces the prompt).
+    pub fn body_with_hole(&self, spec: &RequestSpec, hole: usize) -> Option<HoleBody> {
+        let mut bytes = Vec::with_capacity(body_size_hint(spec));
+        let at = write_body_with_hole(&self.0.cfg, spec, Some(hole), &mut bytes)?;
+        // Room for an answer of `max_tokens` tokens of a few bytes each, escaped.
+        let room = (spec.max_tokens as usize)
+            .saturating_mul(8)
+            .clamp(256, 1 << 20);
+        Some(HoleBody::new(bytes, at, room))
     }
 }
 
@@ -657,6 +670,7 @@ impl Exchange {
         Completed {
             record: self.record,
             text: self.text,
+            follow_up: None,
         }
     }
 }

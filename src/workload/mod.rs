@@ -86,10 +86,43 @@ pub trait Workload: Send {
         None
     }
 
+    /// The turn that will follow `after` (a request just built) if its answer comes back
+    /// successfully, built ahead less that answer: its prompt holds an empty message at
+    /// [`TurnAhead::answer_at`] where the answer goes (if it carries the answer), and it is due
+    /// at its slot. The runner
+    /// fills it in and sends it the moment the answer arrives (or queues it for its slot), so a
+    /// turn held back by a slow answer leaves without waiting for the builder; the workload
+    /// then learns of it through [`Completed::follow_up`] in [`Workload::on_complete`] and
+    /// records it instead of building it. `None` (the default): the next turn, if any, is
+    /// built by `on_complete` as usual. Must not change what later requests are, except for
+    /// taking the turn's id.
+    fn turn_ahead(&mut self, _after: &RequestSpec) -> Option<TurnAhead> {
+        None
+    }
+
+    /// Called by the builder when it has nothing else to do: build ahead whatever makes a later
+    /// request cheaper to build when it is due (the next new user's first message). Returns
+    /// whether it did anything (it is called again until it returns false). Each call should
+    /// be short (one request's worth of work): an answer that comes in meanwhile waits for it.
+    fn prepare(&mut self) -> bool {
+        false
+    }
+
     /// Workload-specific counters for the result file (e.g. turns held back by a slow answer).
     fn stats(&self) -> Value {
         Value::Null
     }
+}
+
+/// A dependent turn built before the answer it waits for ([`Workload::turn_ahead`]).
+pub struct TurnAhead {
+    /// The turn, due at its slot; message `answer_at` of its prompt is the empty answer.
+    pub spec: RequestSpec,
+    /// Where the answer goes in the prompt's messages; `None`: the turn does not carry the
+    /// answer, only waits for it (a new user taking over the slot of a finished conversation).
+    pub answer_at: Option<usize>,
+    /// The client-side tokens the answer adds to `spec.client_prompt_tokens`.
+    pub answer_tokens: Box<dyn Fn(&str) -> u64 + Send + Sync>,
 }
 
 /// The variable a workload sweeps, and its value at one point.

@@ -40,7 +40,7 @@
 //! where blocking would stall other tasks) it waits on tokio's timer. A request that is already
 //! due is sent at once, without a timer.
 
-use super::builder::{self, Built, Ready, ToBuilder, AHEAD};
+use super::builder::{self, Built, Ready, ToBuilder, TurnsAhead, AHEAD};
 use super::Workload;
 use crate::client::Client;
 use crate::record::{Completed, RequestRecord};
@@ -51,6 +51,67 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// What a request task hands back to the scheduler: the finished request and, if the turn built
+/// ahead for its answer is not due yet, that turn (to wait for its slot in the heap).
+struct Back {
+    done: Completed,
+    queued: Option<Ready>,
+}
+
+/// What a request task needs besides its request.
+#[derive(Clone)]
+struct TaskCtx {
+    client: Client,
+    back: mpsc::UnboundedSender<Back>,
+    cancel: CancellationToken,
+    epoch: Instant,
+    ahead: Option<TurnsAhead>,
+}
+
+/// One request, sent and read to its end on the runtime it is spawned on. If the workload built
+/// the turn that waits for this answer ahead ([`super::Workload::turn_ahead`]), the task fills
+/// the answer in and, when the turn is already due (held back by this answer), goes on to send
+/// it at once, on the same connection pool: a held-back turn leaves microseconds after its
+/// answer, before the task even yields, instead of after a round trip through the scheduler
+/// and the builder, each a thread to wake on a machine that may be busy. A turn not due yet
+/// goes back to the scheduler, which sends it at its slot.
+async fn request_task(cx: TaskCtx, mut ready: Ready) {
+    loop {
+        let Ready { spec, body } = ready;
+        let mut done = cx
+            .client
+            .send_built(&spec, body, cx.epoch, &cx.cancel)
+            .await;
+        let next = match &cx.ahead {
+            Some(a) if done.record.ok() && !cx.cancel.is_cancelled() => {
+                a.lock().ok().and_then(|mut a| a.remove(&spec.id))
+            }
+            _ => None,
+        };
+        let Some(next) = next else {
+            let _ = cx.back.send(Back { done, queued: None });
+            return;
+        };
+        ready = next.fill(&done);
+        let arrived = done.record.end_s;
+        if ready.spec.due_s > arrived {
+            done.follow_up = Some(ready.spec.without_prompt());
+            let _ = cx.back.send(Back {
+                done,
+                queued: Some(ready),
+            });
+            return;
+        }
+        // Due when the answer arrived; its slot was its due time.
+        ready.spec.slot_s.get_or_insert(ready.spec.due_s);
+        ready.spec.due_s = arrived;
+        done.follow_up = Some(ready.spec.without_prompt());
+        // The scheduler counts the turn in flight when it takes in this answer, which it does
+        // before the turn's own answer (one channel, in order).
+        let _ = cx.back.send(Back { done, queued: None });
+    }
+}
 
 /// What the runner observed, beside the records themselves.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -247,7 +308,10 @@ struct Scheduler<'a> {
     /// Where request tasks run, in turn; none: on the caller's runtime.
     send_threads: Vec<SendThread>,
     next_send_thread: usize,
-    done_tx: mpsc::UnboundedSender<Completed>,
+    done_tx: mpsc::UnboundedSender<Back>,
+    /// Turns built ahead for answers in flight (none where the workload caps its requests in
+    /// flight: a turn sent from a request task would bypass the cap).
+    ahead: Option<TurnsAhead>,
     /// To the request builder, and what it said last.
     to_builder: std_mpsc::Sender<ToBuilder>,
     handed_to_builder: u64,
@@ -352,14 +416,14 @@ impl Scheduler<'_> {
                 self.next_send_thread = (self.next_send_thread + 1) % self.send_threads.len();
                 &self.send_threads[self.next_send_thread]
             });
-            let client = thread.map_or(self.client, |t| &t.client).clone();
-            let tx = self.done_tx.clone();
-            let cancel = self.cancel.clone();
-            let epoch = self.epoch;
-            let task = async move {
-                let done = client.send_built(&spec, body, epoch, &cancel).await;
-                let _ = tx.send(done);
+            let cx = TaskCtx {
+                client: thread.map_or(self.client, |t| &t.client).clone(),
+                back: self.done_tx.clone(),
+                cancel: self.cancel.clone(),
+                epoch: self.epoch,
+                ahead: self.ahead.clone(),
             };
+            let task = request_task(cx, Ready { spec, body });
             match thread {
                 Some(t) => drop(t.handle.spawn(task)),
                 None => drop(tokio::spawn(task)),
@@ -371,19 +435,39 @@ impl Scheduler<'_> {
         self.report_sent();
     }
 
-    /// A request came back: hand it to the builder (follow-up turns) and to the collector.
-    fn complete(&mut self, done: Completed) {
+    /// A request came back: hand it to the builder (follow-up turns) and to the collector; the
+    /// turn built ahead for it, if its task took one, is in flight (sent by the task) or waits
+    /// for its slot.
+    fn complete(&mut self, back: Back) {
+        let Back { done, queued } = back;
         self.in_flight -= 1;
         self.stats.finished += 1;
+        if done.follow_up.is_some() {
+            match queued {
+                Some(r) if self.stats.cancelled => {
+                    drop(r);
+                    self.stats.not_sent += 1;
+                }
+                Some(r) => self.heap.push(Pending(r, false)),
+                None => {
+                    self.in_flight += 1;
+                    self.stats.sent += 1;
+                    self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight);
+                }
+            }
+        }
         if !done.record.ok() {
             self.failed += 1;
         }
         let record = done.record.clone();
         if !self.stats.cancelled {
-            let now_s = self.epoch.elapsed().as_secs_f64();
+            // The answer arrived when its request task stamped the end, not when the scheduler
+            // took it in: a turn that waited for it is due from then, so the send lag of such a
+            // turn covers the whole way back through the scheduler and the builder.
+            let arrived_s = done.record.end_s;
             if self
                 .to_builder
-                .send(ToBuilder::Done(Box::new(done), now_s))
+                .send(ToBuilder::Done(Box::new(done), arrived_s))
                 .is_ok()
             {
                 self.handed_to_builder += 1;
@@ -429,12 +513,14 @@ async fn run_with(
     let max_in_flight = workload.max_in_flight();
     let (to_builder, builder_rx) = std_mpsc::channel::<ToBuilder>();
     let bodies = client.body_writer();
+    let ahead: Option<TurnsAhead> = max_in_flight.is_none().then(Default::default);
+    let builder_ahead = ahead.clone();
     let (built_tx, mut built_rx) = mpsc::unbounded_channel::<Built>();
     let builder = std::thread::Builder::new()
         .name("lmbench-build".into())
-        .spawn(move || builder::run(workload, Some(bodies), builder_rx, built_tx))
+        .spawn(move || builder::run(workload, Some(bodies), builder_ahead, builder_rx, built_tx))
         .expect("the request builder thread starts");
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completed>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Back>();
     let send_threads = SendThread::start_many(client, send_threads);
     let per_thread = max_in_flight.map_or(WARM_CONNECTIONS, |cap| {
         cap.div_ceil(send_threads.len().max(1))
@@ -450,6 +536,7 @@ async fn run_with(
         send_threads,
         next_send_thread: 0,
         done_tx,
+        ahead,
         to_builder,
         handed_to_builder: 0,
         builder_taken_in: 0,

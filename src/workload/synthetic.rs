@@ -24,7 +24,7 @@
 
 use super::prompt::{mix_seed, PromptBuilder};
 use super::MEASURED_START_LEAD_S;
-use super::{Point, RawWorkload, RunContext, Workload, WorkloadError, WorkloadSpec};
+use super::{Point, RawWorkload, RunContext, TurnAhead, Workload, WorkloadError, WorkloadSpec};
 use crate::client::render_completions_prompt;
 use crate::config::{Checked, Item, Num, OneOrMany, O};
 use crate::record::{ApiType, Completed, Message, Prompt, RequestSpec};
@@ -191,6 +191,15 @@ pub struct Synthetic {
     users_started: u64,
     num_warmup: u64,
     failed_turns: u64,
+    /// The next new user's first message (user id, message, tokens), built ahead while the
+    /// builder is idle ([`Workload::prepare`]): with long contexts it is the costliest part of
+    /// a turn (a 20,000-token filler takes about 0.4 ms), and a new user's turn is often due the
+    /// moment an answer ends another user's conversation.
+    spare: Option<(u64, Message, usize)>,
+    /// New users built ahead to take over the slot of a conversation that ends with the answer
+    /// to the request with this id ([`Workload::turn_ahead`]); used whether or not the turn
+    /// built ahead was sent, so that user ids do not depend on it.
+    reserved: HashMap<u64, User>,
 }
 
 /// `text` as the start of a user message as sent: on the completions API after the rendered
@@ -262,6 +271,8 @@ impl Synthetic {
             users_started: 0,
             num_warmup: cfg.warmup_users,
             failed_turns: 0,
+            spare: None,
+            reserved: HashMap::new(),
         };
         for i in 0..w.num_warmup {
             let uid = w.base + WARMUP_ID_OFFSET + i;
@@ -284,6 +295,11 @@ impl Synthetic {
     /// `TOKENIZER` may split differently). A 20,000-token context costs a whole count about
     /// 3.5 ms, the pieces a few microseconds.
     fn first_turn(&mut self, uid: u64, n: u32) -> (Message, usize) {
+        if n == 1 && self.spare.as_ref().is_some_and(|s| s.0 == uid) {
+            if let Some((_, msg, tokens)) = self.spare.take() {
+                return (msg, tokens);
+            }
+        }
         let filler = self
             .prompt
             .filler_seeded(self.history_len, mix_seed(&[self.seed, uid]));
@@ -411,6 +427,20 @@ impl Synthetic {
         self.t0.unwrap_or(0.0) + self.duration
     }
 
+    /// Appends an answer and the user's next question to the user's history; the next turn's
+    /// slot is `slot`.
+    fn append_turn(&self, user: &mut User, answer: &str, slot: f64) {
+        let b = &self.prompt;
+        let answer = Message::new("assistant", answer);
+        user.tokens += b.message_tokens(self.api, &answer);
+        user.history.push(answer);
+        user.asked += 1;
+        let q = Message::new("user", question(user.asked, user.id));
+        user.tokens += b.message_tokens(self.api, &q);
+        user.history.push(q);
+        user.slot = slot;
+    }
+
     /// The follow-up of a user whose previous request finished at `now`: due at the user's
     /// next slot, or at `now` if the answer came after that slot (a held-back turn).
     fn next_turn(&mut self, mut user: User, done: &Completed, now: f64) -> Option<RequestSpec> {
@@ -425,25 +455,35 @@ impl Synthetic {
         } else {
             slot
         };
+        // The turn built ahead for this answer (`turn_ahead`) went out with it: it is recorded
+        // here instead of built.
+        let sent_ahead = done.follow_up.is_some();
+        // The new user built ahead to take over this slot, sent or not.
+        let reserved = self.reserved.remove(&done.record.id);
         if user.asked >= self.rounds || !done.record.ok() {
             if !done.record.ok() {
                 // A failed turn ends that conversation (its answer is missing); the slot goes on
                 // with a new user so the offered load is kept.
                 self.failed_turns += 1;
             }
-            let (nu, spec) = self.new_user(0, slot, due);
+            let Some(nu) = reserved else {
+                let (nu, spec) = self.new_user(0, slot, due);
+                self.waiting.insert(nu.id, nu);
+                return Some(spec);
+            };
+            let spec = (!sent_ahead).then(|| {
+                let slot_s = (due != slot).then_some(slot);
+                let h = nu.history.clone();
+                self.spec(nu.id, nu.asked, due, slot_s, h, nu.tokens, false)
+            });
             self.waiting.insert(nu.id, nu);
-            return Some(spec);
+            return spec;
         }
-        let b = &self.prompt;
-        let answer = Message::new("assistant", done.text.clone());
-        user.tokens += b.message_tokens(self.api, &answer);
-        user.history.push(answer);
-        user.asked += 1;
-        let q = Message::new("user", question(user.asked, user.id));
-        user.tokens += b.message_tokens(self.api, &q);
-        user.history.push(q);
-        user.slot = slot;
+        self.append_turn(&mut user, &done.text, slot);
+        if sent_ahead {
+            self.waiting.insert(user.id, user);
+            return None;
+        }
         let spec = self.spec(
             user.id,
             user.asked,
@@ -490,10 +530,59 @@ impl Workload for Synthetic {
         self.t0.map(|t| (t, t + self.duration))
     }
 
+    /// The user's next turn, if the conversation goes on after `after`: its history, an empty
+    /// answer, its next question, due at its slot. What `on_complete` would build from a
+    /// successful answer, less that answer.
+    fn turn_ahead(&mut self, after: &RequestSpec) -> Option<TurnAhead> {
+        let user = self.waiting.get(&after.user_id?)?;
+        let slot = user.slot + self.gap;
+        if after.warmup || slot >= self.window_end() {
+            return None;
+        }
+        if user.asked >= self.rounds {
+            // The conversation ends with this answer: a new user takes over the slot.
+            let (nu, spec) = self.new_user(0, slot, slot);
+            self.reserved.insert(after.id, nu);
+            return Some(TurnAhead {
+                spec,
+                answer_at: None,
+                answer_tokens: Box::new(|_| 0),
+            });
+        }
+        let (uid, round) = (user.id, user.asked + 1);
+        let mut history = user.history.clone();
+        let answer_at = history.len();
+        history.push(Message::new("assistant", ""));
+        let q = Message::new("user", question(round, uid));
+        let tokens = user.tokens + self.prompt.message_tokens(self.api, &q);
+        history.push(q);
+        let spec = self.spec(uid, round, slot, Some(slot), history, tokens, false);
+        let answer_at = Some(answer_at);
+        let (b, api) = (self.prompt.clone(), self.api);
+        Some(TurnAhead {
+            spec,
+            answer_at,
+            answer_tokens: Box::new(move |text| {
+                b.message_tokens(api, &Message::new("assistant", text)) as u64
+            }),
+        })
+    }
+
+    fn prepare(&mut self) -> bool {
+        let uid = self.base + self.next_user;
+        if self.spare.as_ref().is_some_and(|s| s.0 == uid) {
+            return false;
+        }
+        let (msg, tokens) = self.first_turn(uid, 1);
+        self.spare = Some((uid, msg, tokens));
+        true
+    }
+
     fn stats(&self) -> serde_json::Value {
         serde_json::json!({
             "per_user_gap_s": self.gap,
-            "users_started": self.users_started,
+            // Users built ahead whose slot never came are not started.
+            "users_started": self.users_started - self.reserved.len() as u64,
             "warmup_users": self.num_warmup,
             "turns_held_back_by_answer": self.held_back,
             "turns_held_back_total_s": self.held_back_s,

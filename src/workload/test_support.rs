@@ -44,6 +44,8 @@ pub struct Sent {
     pub spec: RequestSpec,
     pub end: f64,
     pub ok: bool,
+    /// Built ahead of the answer it followed ([`drive_ahead`]), not by `on_complete`.
+    pub ahead: bool,
 }
 
 /// Run `w` to completion: each request is sent exactly at its due time and finishes
@@ -53,6 +55,29 @@ pub fn drive(
     latency: impl Fn(&RequestSpec) -> f64,
     fail: impl Fn(&RequestSpec) -> bool,
 ) -> Vec<Sent> {
+    drive_with(w, latency, fail, false)
+}
+
+/// [`drive`] as the runner does with turns built ahead: each request's next turn is asked for
+/// when it is sent ([`Workload::turn_ahead`]), filled in with the answer and sent (at once if
+/// due, else at its slot) without the workload building it, which learns of it through
+/// `follow_up`; between events the workload may prepare ([`Workload::prepare`]).
+pub fn drive_ahead(
+    w: &mut dyn Workload,
+    latency: impl Fn(&RequestSpec) -> f64,
+    fail: impl Fn(&RequestSpec) -> bool,
+) -> Vec<Sent> {
+    drive_with(w, latency, fail, true)
+}
+
+fn drive_with(
+    w: &mut dyn Workload,
+    latency: impl Fn(&RequestSpec) -> f64,
+    fail: impl Fn(&RequestSpec) -> bool,
+    ahead: bool,
+) -> Vec<Sent> {
+    let mut aheads: std::collections::HashMap<u64, crate::workload::TurnAhead> = Default::default();
+    let mut from_ahead = std::collections::HashSet::new();
     let mut out: Vec<Sent> = Vec::new();
     let mut pending: Vec<RequestSpec> = Vec::new();
     // (end, index into out)
@@ -75,8 +100,32 @@ pub fn drive(
                 .expect("an in-flight request");
             let (end, idx) = in_flight.swap_remove(i);
             let s = &out[idx];
-            let done = completed(&s.spec, end, s.ok);
-            pending.extend(w.on_complete(&done, end));
+            let mut done = completed(&s.spec, end, s.ok);
+            if let Some(t) = aheads.remove(&s.spec.id).filter(|_| s.ok) {
+                let mut spec = t.spec;
+                if let Some(at) = t.answer_at {
+                    if let crate::record::Prompt::Messages(m) = &mut spec.prompt {
+                        m[at].content.clone_from(&done.text);
+                    }
+                    spec.client_prompt_tokens += (t.answer_tokens)(&done.text);
+                }
+                if spec.due_s <= end {
+                    spec.slot_s.get_or_insert(spec.due_s);
+                    spec.due_s = end;
+                }
+                done.follow_up = Some(spec.without_prompt());
+                from_ahead.insert(spec.id);
+                pending.push(spec);
+            }
+            let built = w.on_complete(&done, end);
+            assert!(
+                done.follow_up.is_none() || built.is_empty(),
+                "a turn sent ahead was built again"
+            );
+            pending.extend(built);
+            if ahead {
+                while w.prepare() {}
+            }
             if lookahead.is_none() {
                 lookahead = w.next_scheduled();
             }
@@ -93,10 +142,21 @@ pub fn drive(
                 .expect("a pending request");
             pending.remove(i)
         };
+        if ahead {
+            if let Some(t) = w.turn_ahead(&spec.without_prompt()) {
+                aheads.insert(spec.id, t);
+            }
+        }
         let end = spec.due_s + latency(&spec);
         let ok = !fail(&spec);
         in_flight.push((end, out.len()));
-        out.push(Sent { spec, end, ok });
+        let ahead = from_ahead.contains(&spec.id);
+        out.push(Sent {
+            spec,
+            end,
+            ok,
+            ahead,
+        });
     }
     panic!("the workload never ended");
 }
@@ -142,6 +202,7 @@ fn completed(spec: &RequestSpec, end: f64, ok: bool) -> Completed {
             }),
         },
         text,
+        follow_up: None,
     }
 }
 

@@ -157,6 +157,11 @@ fn written_body_equals_built_body() {
                     let written: Value = serde_json::from_slice(&out)
                         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
                     let built = build_body(&c, &s);
+                    assert_eq!(
+                        String::from_utf8_lossy(&out),
+                        serde_json::to_string(&built).unwrap(),
+                        "the same bytes as serde_json writes"
+                    );
                     assert_eq!(written, built);
                     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect();
                     let (kw, kb): (Vec<String>, Vec<String>) = (keys(&written), keys(&built));
@@ -167,6 +172,43 @@ fn written_body_equals_built_body() {
         }
     }
     assert_eq!(checked, 128);
+}
+
+/// A body written before its answer and filled in later is byte for byte the body written with
+/// the answer in place, on both APIs, wherever the answer sits; a prompt the body does not
+/// carry (replaced by `extraBody`) has no hole.
+#[test]
+fn filled_body_equals_written_body() {
+    let answer = "quote \" backslash \\ newline \n unicode é 🙂 \u{1}";
+    for api in [ApiType::Completions, ApiType::Chat] {
+        let writer = Client::new(cfg("http://h", api)).unwrap().body_writer();
+        for hole in 0..4 {
+            let mut with_hole = conversation();
+            with_hole[hole].content.clear();
+            let mut answered = conversation();
+            answered[hole].content = answer.into();
+            let filled = writer
+                .body_with_hole(&spec(Prompt::Messages(with_hole)), hole)
+                .unwrap()
+                .fill(answer);
+            assert_eq!(filled, writer.body(&spec(Prompt::Messages(answered))));
+        }
+        assert!(writer
+            .body_with_hole(&spec(Prompt::Messages(conversation())), 4)
+            .is_none());
+        assert!(writer
+            .body_with_hole(&spec(Prompt::Text("x".into())), 0)
+            .is_none());
+        let mut c = cfg("http://h", api);
+        c.extra_body = json!({"prompt": "p", "messages": []})
+            .as_object()
+            .unwrap()
+            .clone();
+        let replaced = Client::new(c).unwrap().body_writer();
+        assert!(replaced
+            .body_with_hole(&spec(Prompt::Messages(conversation())), 1)
+            .is_none());
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::workload::spec_from_yaml;
-use crate::workload::test_support::{ctx, drive, run};
+use crate::workload::test_support::{ctx, drive, drive_ahead, run};
 
 fn config(warmup: u64, users: u64, history: usize, duration: f64) -> Config {
     spec_from_yaml::<Raw>(&format!(
@@ -156,4 +156,49 @@ fn measured_users_start_a_lead_after_warmup_and_are_built_lazily() {
     assert!((first.due_s - (0.8 + MEASURED_START_LEAD_S)).abs() < 1e-9);
     assert_eq!(w.users_started, 1);
     assert_eq!(w.window().unwrap().0, first.due_s);
+}
+
+/// Turns built ahead of their answers (`turn_ahead`, filled in and sent by the runner) are the
+/// turns the workload builds from the answers: the same users, rounds, due times, slots,
+/// prompts and counts, whether answers come before their turn's slot (the turn waits for it) or
+/// after (sent on arrival), with new users taking over finished conversations.
+#[test]
+fn turns_built_ahead_equal_turns_built_from_answers() {
+    let b = PromptBuilder::global();
+    for api in [ApiType::Completions, ApiType::Chat] {
+        for latency in [0.3, 5.0] {
+            let cfg = config(1, 4, 120, 30.0);
+            let built = drive(&mut workload(&cfg, api, b.clone()), |_| latency, |_| false);
+            let mut w = workload(&cfg, api, b.clone());
+            let ahead = drive_ahead(&mut w, |_| latency, |_| false);
+            let key = |s: &crate::workload::test_support::Sent| {
+                let s = &s.spec;
+                let prompt = serde_json::to_string(&s.prompt).unwrap();
+                (
+                    s.user_id,
+                    s.round,
+                    s.due_s,
+                    s.slot_s,
+                    prompt,
+                    s.client_prompt_tokens,
+                )
+            };
+            assert!(built.len() > 40, "{}", built.len());
+            assert_eq!(built.len(), ahead.len());
+            for (a, b) in built.iter().zip(&ahead) {
+                assert_eq!(key(a), key(b), "{api:?} latency {latency}");
+            }
+            // All but the warmup user and the 4 first users were built ahead of their answers.
+            assert_eq!(ahead.iter().filter(|s| s.ahead).count(), ahead.len() - 5);
+            let held = ahead
+                .iter()
+                .filter(|s| s.spec.due_s > s.spec.slot_s.unwrap_or(f64::MAX))
+                .count();
+            assert_eq!(
+                held > 0,
+                latency > 2.0,
+                "held-back turns at latency {latency}"
+            );
+        }
+    }
 }

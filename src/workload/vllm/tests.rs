@@ -445,6 +445,7 @@ fn completed(sent: f64, first: f64, end: f64, tokens: u64, ok: bool) -> Complete
             }),
         },
         text: String::new(),
+        follow_up: None,
     }
 }
 
