@@ -86,7 +86,8 @@ pub trait Workload: Send {
         None
     }
 
-    /// The turn that will follow `after` (a request just built) if its answer comes back
+    /// The turn that will follow `after` (a request just built, given without its prompt: the
+    /// workload's own state holds the conversation) if its answer comes back
     /// successfully, built ahead less that answer: its prompt holds an empty message at
     /// [`TurnAhead::answer_at`] where the answer goes (if it carries the answer), and it is due
     /// at its slot. The runner
