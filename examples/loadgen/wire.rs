@@ -1522,16 +1522,23 @@ mod tests {
         assert_eq!(wire.stats.packets, packets.len() as u64 - 1);
     }
 
+    /// A pcap file of one packet: the file header's six words, the packet header's four, the
+    /// packet, each word written by `word`.
+    fn pcap_file(
+        head: [u32; 6],
+        packet: [u32; 4],
+        data: &[u8],
+        word: fn(u32) -> [u8; 4],
+    ) -> Vec<u8> {
+        let mut out: Vec<u8> = head.into_iter().chain(packet).flat_map(word).collect();
+        out.extend_from_slice(data);
+        out
+    }
+
     #[test]
     fn pcap_headers_are_read_in_either_byte_order() {
-        let mut le = Vec::new();
-        for x in [0xa1b2_3c4du32, 0x0004_0002, 0, 0, 65535, 101] {
-            le.extend_from_slice(&x.to_le_bytes());
-        }
-        for x in [5u32, 7, 3, 3] {
-            le.extend_from_slice(&x.to_le_bytes());
-        }
-        le.extend_from_slice(b"abc");
+        let head = [0xa1b2_3c4d, 0x0004_0002, 0, 0, 65535, 101];
+        let le = pcap_file(head, [5, 7, 3, 3], b"abc", u32::to_le_bytes);
         let mut p = Pcap::new(&le[..]).unwrap();
         assert_eq!(p.link, 101);
         let mut frame = Vec::new();
@@ -1542,14 +1549,8 @@ mod tests {
         );
         assert_eq!(frame, b"abc");
         assert_eq!(p.next(&mut frame).unwrap(), None);
-        let mut be = Vec::new();
-        for x in [0xa1b2_c3d4u32, 0x0002_0004, 0, 0, 65535, 1] {
-            be.extend_from_slice(&x.to_be_bytes());
-        }
-        for x in [5u32, 7, 2, 2] {
-            be.extend_from_slice(&x.to_be_bytes());
-        }
-        be.extend_from_slice(b"xy");
+        let head = [0xa1b2_c3d4, 0x0002_0004, 0, 0, 65535, 1];
+        let be = pcap_file(head, [5, 7, 2, 2], b"xy", u32::to_be_bytes);
         let mut p = Pcap::new(&be[..]).unwrap();
         assert_eq!(p.link, 1);
         assert_eq!(p.next(&mut frame).unwrap(), Some(Duration::new(5, 7_000)));

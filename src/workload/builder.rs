@@ -15,7 +15,7 @@
 
 use super::{TurnAhead, Workload};
 use crate::client::{BodyWriter, HoleBody};
-use crate::record::{Completed, Prompt, RequestSpec};
+use crate::record::{Completed, RequestSpec};
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
@@ -79,19 +79,7 @@ enum AheadBody {
 impl Ahead {
     /// The turn with `done`'s answer put in (prompt, client-side tokens, body), due at its slot.
     pub fn fill(self, done: &Completed) -> Ready {
-        let TurnAhead {
-            mut spec,
-            answer_at,
-            answer_tokens,
-        } = self.turn;
-        if let Some(at) = answer_at {
-            if let Prompt::Messages(m) = &mut spec.prompt {
-                if let Some(answer) = m.get_mut(at) {
-                    answer.content.clone_from(&done.text);
-                }
-            }
-            spec.client_prompt_tokens += answer_tokens(&done.text);
-        }
+        let spec = self.turn.fill(&done.text);
         let body = self.body.map(|b| match b {
             AheadBody::Hole(h) => h.fill(&done.text),
             AheadBody::Whole(b) => b,
@@ -136,8 +124,8 @@ fn register_ahead(
     let Some(ahead) = ahead else { return };
     for after in later.drain(..) {
         if let Some(turn) = w.turn_ahead(&after) {
-            let body = bodies.as_ref().and_then(|b| match turn.answer_at {
-                Some(at) => b.body_with_hole(&turn.spec, at).map(AheadBody::Hole),
+            let body = bodies.as_ref().and_then(|b| match &turn.answer {
+                Some(a) => b.body_with_hole(&turn.spec, a.at).map(AheadBody::Hole),
                 None => Some(AheadBody::Whole(b.body(&turn.spec))),
             });
             if let Ok(mut a) = ahead.lock() {
@@ -263,6 +251,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Prompt;
     use crate::workload::test_support::completed_for;
 
     /// Sends an answer to the builder while the builder asks it for its schedule (the moment

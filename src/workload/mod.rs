@@ -52,7 +52,7 @@ use crate::config::values::KnownName;
 #[cfg(test)]
 use crate::config::Invalid;
 use crate::config::{Checked, Checker, Item, Items, Num, O, S};
-use crate::record::{ApiType, Completed, RequestSpec};
+use crate::record::{ApiType, Completed, Prompt, RequestSpec};
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -89,7 +89,7 @@ pub trait Workload: Send {
     /// The turn that will follow `after` (a request just built, given without its prompt: the
     /// workload's own state holds the conversation) if its answer comes back
     /// successfully, built ahead less that answer: its prompt holds an empty message at
-    /// [`TurnAhead::answer_at`] where the answer goes (if it carries the answer), and it is due
+    /// [`AnswerSlot::at`] where the answer goes (if it carries the answer), and it is due
     /// at its slot. The runner
     /// fills it in and sends it the moment the answer arrives (or queues it for its slot), so a
     /// turn held back by a slow answer leaves without waiting for the builder; the workload
@@ -117,13 +117,37 @@ pub trait Workload: Send {
 
 /// A dependent turn built before the answer it waits for ([`Workload::turn_ahead`]).
 pub struct TurnAhead {
-    /// The turn, due at its slot; message `answer_at` of its prompt is the empty answer.
+    /// The turn, due at its slot; with an [`AnswerSlot`], that message of its prompt is the
+    /// empty answer.
     pub spec: RequestSpec,
-    /// Where the answer goes in the prompt's messages; `None`: the turn does not carry the
-    /// answer, only waits for it (a new user taking over the slot of a finished conversation).
-    pub answer_at: Option<usize>,
-    /// The client-side tokens the answer adds to `spec.client_prompt_tokens`.
-    pub answer_tokens: Box<dyn Fn(&str) -> u64 + Send + Sync>,
+    /// Where the answer goes; `None`: the turn does not carry the answer, only waits for it (a
+    /// new user taking over the slot of a finished conversation).
+    pub answer: Option<AnswerSlot>,
+}
+
+/// Where a turn built ahead carries the answer it waits for.
+pub struct AnswerSlot {
+    /// The message of the prompt that is the answer.
+    pub at: usize,
+    /// The client-side tokens the answer adds to the turn's `client_prompt_tokens`.
+    pub tokens: Box<dyn Fn(&str) -> u64 + Send + Sync>,
+}
+
+impl TurnAhead {
+    /// The turn's spec with `answer` put in (its prompt and client-side tokens), due at its
+    /// slot.
+    pub fn fill(self, answer: &str) -> RequestSpec {
+        let mut spec = self.spec;
+        if let Some(slot) = self.answer {
+            if let Prompt::Messages(m) = &mut spec.prompt {
+                if let Some(message) = m.get_mut(slot.at) {
+                    message.content = answer.to_string();
+                }
+            }
+            spec.client_prompt_tokens += (slot.tokens)(answer);
+        }
+        spec
+    }
 }
 
 /// The variable a workload sweeps, and its value at one point.

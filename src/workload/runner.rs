@@ -104,18 +104,18 @@ async fn request_task(cx: TaskCtx, mut ready: Ready) {
         };
         ready = next.fill(&done);
         let arrived = done.record.end_s;
-        if ready.spec.due_s > arrived {
-            done.follow_up = Some(ready.spec.without_prompt());
-            let _ = cx.back.send(Back {
-                done,
-                queued: Some(ready),
-            });
+        let due = ready.spec.due_s <= arrived;
+        if due {
+            // Due when the answer arrived; its slot was its due time.
+            ready.spec.slot_s.get_or_insert(ready.spec.due_s);
+            ready.spec.due_s = arrived;
+        }
+        done.follow_up = Some(ready.spec.without_prompt());
+        if !due {
+            let queued = Some(ready);
+            let _ = cx.back.send(Back { done, queued });
             return;
         }
-        // Due when the answer arrived; its slot was its due time.
-        ready.spec.slot_s.get_or_insert(ready.spec.due_s);
-        ready.spec.due_s = arrived;
-        done.follow_up = Some(ready.spec.without_prompt());
         // The scheduler counts the turn in flight when it takes in this answer, which it does
         // before the turn's own answer (one channel, in order).
         let _ = cx.back.send(Back { done, queued: None });

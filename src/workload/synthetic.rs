@@ -24,7 +24,9 @@
 
 use super::prompt::{mix_seed, PromptBuilder};
 use super::MEASURED_START_LEAD_S;
-use super::{Point, RawWorkload, RunContext, TurnAhead, Workload, WorkloadError, WorkloadSpec};
+use super::{
+    AnswerSlot, Point, RawWorkload, RunContext, TurnAhead, Workload, WorkloadError, WorkloadSpec,
+};
 use crate::client::render_completions_prompt;
 use crate::config::{Checked, Item, Num, OneOrMany, O};
 use crate::record::{ApiType, Completed, Message, Prompt, RequestSpec};
@@ -543,28 +545,23 @@ impl Workload for Synthetic {
             // The conversation ends with this answer: a new user takes over the slot.
             let (nu, spec) = self.new_user(0, slot, slot);
             self.reserved.insert(after.id, nu);
-            return Some(TurnAhead {
-                spec,
-                answer_at: None,
-                answer_tokens: Box::new(|_| 0),
-            });
+            return Some(TurnAhead { spec, answer: None });
         }
         let (uid, round) = (user.id, user.asked + 1);
         let mut history = user.history.clone();
-        let answer_at = history.len();
+        let at = history.len();
         history.push(Message::new("assistant", ""));
         let q = Message::new("user", question(round, uid));
         let tokens = user.tokens + self.prompt.message_tokens(self.api, &q);
         history.push(q);
         let spec = self.spec(uid, round, slot, Some(slot), history, tokens, false);
-        let answer_at = Some(answer_at);
         let (b, api) = (self.prompt.clone(), self.api);
+        let tokens = Box::new(move |text: &str| {
+            b.message_tokens(api, &Message::new("assistant", text)) as u64
+        });
         Some(TurnAhead {
             spec,
-            answer_at,
-            answer_tokens: Box::new(move |text| {
-                b.message_tokens(api, &Message::new("assistant", text)) as u64
-            }),
+            answer: Some(AnswerSlot { at, tokens }),
         })
     }
 

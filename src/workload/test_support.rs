@@ -102,13 +102,7 @@ fn drive_with(
             let s = &out[idx];
             let mut done = completed(&s.spec, end, s.ok);
             if let Some(t) = aheads.remove(&s.spec.id).filter(|_| s.ok) {
-                let mut spec = t.spec;
-                if let Some(at) = t.answer_at {
-                    if let crate::record::Prompt::Messages(m) = &mut spec.prompt {
-                        m[at].content.clone_from(&done.text);
-                    }
-                    spec.client_prompt_tokens += (t.answer_tokens)(&done.text);
-                }
+                let mut spec = t.fill(&done.text);
                 if spec.due_s <= end {
                     spec.slot_s.get_or_insert(spec.due_s);
                     spec.due_s = end;
@@ -159,6 +153,17 @@ fn drive_with(
         });
     }
     panic!("the workload never ended");
+}
+
+/// The requests sent, by user, in the order they were sent.
+pub fn by_user(sent: &[Sent]) -> std::collections::HashMap<u64, Vec<&RequestSpec>> {
+    let mut out: std::collections::HashMap<u64, Vec<&RequestSpec>> = Default::default();
+    for s in sent {
+        out.entry(s.spec.user_id.expect("a user id"))
+            .or_default()
+            .push(&s.spec);
+    }
+    out
 }
 
 /// A successful answer to `spec` that ended at `end`.

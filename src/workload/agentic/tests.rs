@@ -28,13 +28,7 @@ fn users_join_at_multiples_of_the_interval_and_send_all_rounds() {
     for (j, d) in firsts.iter().enumerate() {
         assert!((d - j as f64 * 1.5).abs() < 1e-9, "{firsts:?}");
     }
-    let mut by_user: HashMap<u64, Vec<&RequestSpec>> = HashMap::new();
-    for s in &sent {
-        by_user
-            .entry(s.spec.user_id.unwrap())
-            .or_default()
-            .push(&s.spec);
-    }
+    let by_user = by_user(&sent);
     for reqs in by_user.values() {
         assert!(reqs.len() <= 4);
         for (k, r) in reqs.iter().enumerate() {

@@ -3,7 +3,6 @@
 use super::*;
 use crate::workload::test_support::*;
 use crate::workload::MEASURED_START_LEAD_S;
-use std::collections::HashMap;
 
 const SAMPLE: &str = "3-workloads/sharegpt/sample.json";
 
@@ -73,13 +72,7 @@ fn each_round_extends_the_previous_prompt_with_the_recorded_answer() {
     let data: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(SAMPLE).unwrap()).unwrap();
     let b = PromptBuilder::global();
-    let mut by_user: HashMap<u64, Vec<&RequestSpec>> = HashMap::new();
-    for s in &sent {
-        by_user
-            .entry(s.spec.user_id.unwrap())
-            .or_default()
-            .push(&s.spec);
-    }
+    let by_user = by_user(&sent);
     assert!(!by_user.is_empty());
     for reqs in by_user.values() {
         assert_eq!(reqs.len(), 6);

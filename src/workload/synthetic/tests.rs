@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::workload::spec_from_yaml;
-use crate::workload::test_support::{ctx, drive, drive_ahead, run};
+use crate::workload::test_support::{by_user, ctx, drive, drive_ahead, run};
 
 fn config(warmup: u64, users: u64, history: usize, duration: f64) -> Config {
     spec_from_yaml::<Raw>(&format!(
@@ -92,13 +92,7 @@ fn slots_advance_by_the_gap_whatever_the_answers_do() {
     let gap = w.gap;
     // Each answer takes 1.5 gaps.
     let sent = drive(&mut w, |_| 3.0, |_| false);
-    let mut by_user: HashMap<u64, Vec<&RequestSpec>> = HashMap::new();
-    for s in &sent {
-        by_user
-            .entry(s.spec.user_id.unwrap())
-            .or_default()
-            .push(&s.spec);
-    }
+    let by_user = by_user(&sent);
     let mut follow_ups = 0;
     for specs in by_user.values() {
         for pair in specs.windows(2) {
