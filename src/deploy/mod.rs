@@ -249,7 +249,7 @@ mod tests {
         assert_eq!(
             plain.trim(),
             format!(
-                "-m {gguf} --host 127.0.0.1 --port 31234 -t 1 -np 4 -c 8192 --metrics \
+                "-m {gguf} --host 127.0.0.1 --port 31234 -t 1 -np 4 -c 8192 --swa-full --metrics \
                  --no-webui --alias gemma-3-270m --seed 1"
             )
         );

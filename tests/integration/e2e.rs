@@ -435,8 +435,18 @@ fn llama_server_cache_state_between_points() {
                 (false, true) => assert_eq!(start, "reset", "{what}"),
             }
             if workload == "synthetic" {
-                // Reuse within the point is what the workload is for: unchanged.
-                assert!(ratio > 0.1, "{what}: {ratio}");
+                // Reuse within the point is what the workload is for: unchanged. On failure,
+                // say what each request found cached (the engine log says which slot took it).
+                let recs =
+                    lmbench::results::read_records(f.with_extension("requests.jsonl")).unwrap();
+                let cached: Vec<_> = recs
+                    .iter()
+                    .map(|r| (r.user_id, r.round, r.cached_tokens, r.prompt_tokens))
+                    .collect();
+                assert!(
+                    ratio > 0.1,
+                    "{what}: {ratio}; (user, round, cached, prompt): {cached:?}"
+                );
                 seen += 1;
                 continue;
             }

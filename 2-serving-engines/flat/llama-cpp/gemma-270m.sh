@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Flat baseline: the real Gemma-3-270M (base model, Q4_K_M GGUF) on llama.cpp's llama-server,
 # CPU only, OpenAI-compatible on http://127.0.0.1:${LMBENCH_PORT:-30080}, served as model
-# "${MODEL_ALIAS:-gemma-3-270m}". llama.cpp's prompt cache is on (its default).
+# "${MODEL_ALIAS:-gemma-3-270m}". llama.cpp's prompt cache is on (its default), with a full-size
+# sliding-window cache (`--swa-full`): Gemma 3 uses sliding-window attention, and without it a
+# slot can reuse its cached prompt only when that whole prompt is a prefix of the new one. A
+# slot picked for a shared system prompt (llama-server picks the idle slot with the longest
+# common prefix) would then recompute everything, and whether a user's next turn finds its
+# history cached would depend on whether another user took that slot in between.
 #
 #   env: LMBENCH_PORT      port to listen on (default 30080)
 #        LMBENCH_ROOT      folder holding run-bench.yaml (default: this script's ../../..)
@@ -41,5 +46,5 @@ fi
 read -r -a EXTRA <<<"${LLAMA_EXTRA_ARGS:-}"
 echo "gemma-270m: $LLAMA_SERVER -m $GEMMA_GGUF on 127.0.0.1:$PORT" >&2
 exec "$LLAMA_SERVER" -m "$GEMMA_GGUF" --host 127.0.0.1 --port "$PORT" \
-  -t "${THREADS:-1}" -np "${NP:-4}" -c "${CTX:-8192}" --metrics --no-webui \
+  -t "${THREADS:-1}" -np "${NP:-4}" -c "${CTX:-8192}" --swa-full --metrics --no-webui \
   --alias "${MODEL_ALIAS:-gemma-3-270m}" ${EXTRA[@]+"${EXTRA[@]}"} "$@"
