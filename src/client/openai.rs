@@ -304,6 +304,25 @@ impl Client {
         epoch: Instant,
         cancel: &CancellationToken,
     ) -> Completed {
+        let (done, tail) = self.send_built_open(spec, body, epoch, cancel).await;
+        if let Some(tail) = tail {
+            tail.drain().await;
+        }
+        done
+    }
+
+    /// [`Self::send_built`] that returns as soon as `[DONE]` is read, with what is left of
+    /// the response (the end of its body) for the caller to [`Tail::drain`]: the connection
+    /// goes back to the pool only then. A caller with a request due the moment this answer
+    /// arrived sends it first, on another connection, instead of waiting for the server to
+    /// end a body it has nothing more to say in.
+    pub async fn send_built_open(
+        &self,
+        spec: &RequestSpec,
+        body: Option<bytes::Bytes>,
+        epoch: Instant,
+        cancel: &CancellationToken,
+    ) -> (Completed, Option<Tail>) {
         if let Some(p) = &self.progress {
             p.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -323,7 +342,11 @@ impl Client {
                 }),
             }
         };
-        ex.finish(outcome, tokens)
+        let (outcome, tail) = match outcome {
+            Ok(resp) => (Ok(()), Some(Tail(resp))),
+            Err(e) => (Err(e), None),
+        };
+        (ex.finish(outcome, tokens), tail)
     }
 
     async fn exchange(
@@ -331,7 +354,7 @@ impl Client {
         spec: &RequestSpec,
         body: Option<bytes::Bytes>,
         ex: &mut Exchange,
-    ) -> Result<(), RequestError> {
+    ) -> Result<reqwest::Response, RequestError> {
         let body = body.unwrap_or_else(|| self.body_writer().body(spec));
         let mut req = self
             .http
@@ -421,6 +444,19 @@ impl Client {
                 "stream ended without [DONE]",
             ));
         }
+        Ok(resp)
+    }
+}
+
+/// A response whose `[DONE]` has been read: the end of its body is still to come.
+pub struct Tail(reqwest::Response);
+
+impl Tail {
+    /// Reads the body to its end, so that the connection goes back to the pool; gives up after
+    /// [`DRAIN_AFTER_DONE`] (a server that keeps the body open costs at most that, and its
+    /// connection is closed).
+    pub async fn drain(self) {
+        let mut resp = self.0;
         let drain = async { while let Ok(Some(_)) = resp.chunk().await {} };
         let deadline = async {
             // The end of the body usually comes with `[DONE]` and only needs the connection
@@ -434,7 +470,6 @@ impl Client {
             _ = drain => {}
             _ = deadline => {}
         }
-        Ok(())
     }
 }
 

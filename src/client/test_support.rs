@@ -1,7 +1,8 @@
-//! For tests: the client configuration the unit tests use against the simulated engine, and an
+//! For tests: the client configuration the unit tests use against the simulated engine, an
 //! `https://` front whose TLS handshake takes a known time, so that opening a connection
 //! through it is slow by a known amount (a TCP connect on loopback cannot be made slow: the
-//! kernel completes it before the server accepts).
+//! kernel completes it before the server accepts), and a streaming server that ends each
+//! response body a known time after its `[DONE]`.
 
 use std::net::SocketAddr;
 
@@ -85,4 +86,67 @@ pub(crate) async fn slow_tls_front(backend: SocketAddr, delay: Duration) -> Slow
         base_url: format!("https://127.0.0.1:{port}"),
         ca: ca_file,
     }
+}
+
+/// An OpenAI-compatible completions server (HTTP/1.1, keep-alive) that answers every request
+/// with one streamed token `first_token` after reading it, then `[DONE]`, and ends the chunked
+/// body `end_after` later. Returns its base URL.
+pub(crate) async fn late_end_server(first_token: Duration, end_after: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    // One request: its head, then Content-Length bytes of body.
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 8192];
+                        match tcp.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while buf.len() < head_end + len {
+                        let mut chunk = [0u8; 8192];
+                        match tcp.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..head_end + len);
+                    let chunk = |data: &str| {
+                        let event = format!("data: {data}\n\n");
+                        format!("{:x}\r\n{event}\r\n", event.len())
+                    };
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                                transfer-encoding: chunked\r\n\r\n";
+                    let token = chunk(concat!(
+                        r#"{"choices":[{"index":0,"text":"hi","finish_reason":"length"}],"#,
+                        r#""usage":{"prompt_tokens":5,"completion_tokens":1}}"#
+                    ));
+                    tokio::time::sleep(first_token).await;
+                    let done = format!("{head}{token}{}", chunk("[DONE]"));
+                    if tcp.write_all(done.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(end_after).await;
+                    if tcp.write_all(b"0\r\n\r\n").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
 }

@@ -88,9 +88,9 @@ struct TaskCtx {
 async fn request_task(cx: TaskCtx, mut ready: Ready) {
     loop {
         let Ready { spec, body } = ready;
-        let mut done = cx
+        let (mut done, tail) = cx
             .client
-            .send_built(&spec, body, cx.epoch, &cx.cancel)
+            .send_built_open(&spec, body, cx.epoch, &cx.cancel)
             .await;
         let next = match &cx.ahead {
             Some(a) if done.record.ok() && !cx.cancel.is_cancelled() => {
@@ -99,7 +99,22 @@ async fn request_task(cx: TaskCtx, mut ready: Ready) {
             _ => None,
         };
         let Some(next) = next else {
-            let _ = cx.back.send(Back { done, queued: None });
+            let back = Back { done, queued: None };
+            if cx.ahead.is_none() {
+                // Requests capped in flight: the next one is sent when this answer is taken
+                // in, and should find this connection back in the pool.
+                if let Some(tail) = tail {
+                    tail.drain().await;
+                }
+                let _ = cx.back.send(back);
+            } else {
+                // Open loop: a turn the workload builds from this answer (or one due now)
+                // need not wait for the end of the body.
+                let _ = cx.back.send(back);
+                if let Some(tail) = tail {
+                    tail.drain().await;
+                }
+            }
             return;
         };
         ready = next.fill(&done);
@@ -114,7 +129,16 @@ async fn request_task(cx: TaskCtx, mut ready: Ready) {
         if !due {
             let queued = Some(ready);
             let _ = cx.back.send(Back { done, queued });
+            if let Some(tail) = tail {
+                tail.drain().await;
+            }
             return;
+        }
+        // The end of the answer's body may take the server (and this thread) another turn or
+        // two: the due turn does not wait for it. It leaves on another open connection (or a
+        // new one, whose set-up its record shows) while this one is read to its end.
+        if let Some(tail) = tail {
+            tokio::spawn(tail.drain());
         }
         // The scheduler counts the turn in flight when it takes in this answer, which it does
         // before the turn's own answer (one channel, in order).

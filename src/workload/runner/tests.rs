@@ -79,6 +79,80 @@ impl Workload for At {
     }
 }
 
+/// One request, and one turn that waits for its answer, due at once: built ahead
+/// ([`Workload::turn_ahead`]) if `ahead`, else from the answer.
+struct AheadOnce {
+    sent: bool,
+    ahead: bool,
+}
+
+impl Workload for AheadOnce {
+    fn next_scheduled(&mut self) -> Option<RequestSpec> {
+        (!std::mem::replace(&mut self.sent, true)).then(|| Paced::spec(0, 0.0, 1))
+    }
+
+    fn turn_ahead(&mut self, after: &RequestSpec) -> Option<super::super::TurnAhead> {
+        (self.ahead && after.id == 0).then(|| super::super::TurnAhead {
+            spec: Paced::spec(1, 0.0, 2),
+            answer: None,
+        })
+    }
+
+    fn on_complete(&mut self, done: &Completed, now_s: f64) -> Vec<RequestSpec> {
+        if done.record.id == 0 && done.follow_up.is_none() {
+            vec![Paced::spec(1, now_s, 2)]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn window(&self) -> Option<(f64, f64)> {
+        None
+    }
+}
+
+/// A turn due when its answer arrives leaves at once, on another connection, even when the
+/// server ends the answer's body 300 ms after its `[DONE]` (with the body read to its end
+/// first, it left 200 ms late: the longest lmbench waits for it); whether the turn was built
+/// ahead or is built from the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_turn_does_not_wait_for_the_end_of_its_answer_body() {
+    let url = crate::client::test_support::late_end_server(
+        Duration::from_millis(100),
+        Duration::from_millis(300),
+    )
+    .await;
+    for ahead in [true, false] {
+        due_turn_after_late_end(&url, ahead).await;
+    }
+}
+
+async fn due_turn_after_late_end(url: &str, ahead: bool) {
+    let client = Client::new(sim_config(url)).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let wl = AheadOnce { sent: false, ahead };
+    let done = run_with(Box::new(wl), &client, &cancel, tx, 1).await;
+    assert_eq!(done.stats.finished, 2);
+    let mut records = Vec::new();
+    while let Some(r) = rx.recv().await {
+        records.push(r);
+    }
+    records.sort_by_key(|r| r.id);
+    let [answer, turn] = &records[..] else {
+        panic!("{records:?}")
+    };
+    assert!(answer.ok() && turn.ok(), "{records:?}");
+    // Due when the answer's `[DONE]` came; sent ahead, its slot kept.
+    assert_eq!(turn.due_s, answer.end_s, "{turn:?}");
+    assert_eq!(turn.slot_s, ahead.then_some(0.0), "{turn:?}");
+    let lag_ms = (turn.sent_s - turn.due_s) * 1000.0;
+    assert!(
+        lag_ms < 100.0,
+        "the turn (built ahead: {ahead}) left {lag_ms:.1} ms after it was due"
+    );
+}
+
 fn ttft_ms(r: &RequestRecord) -> f64 {
     (r.first_token_s.expect("a first token") - r.sent_s) * 1000.0
 }
