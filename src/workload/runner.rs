@@ -21,7 +21,10 @@
 //! hands it back with the answer and the scheduler sends it at its slot. Either way the answer
 //! goes on to the builder saying so ([`Completed::follow_up`]), and the workload records the
 //! turn instead of building it. A turn due from an answer is due from the instant the request
-//! task stamped that answer's end.
+//! task stamped that answer's end (its `[DONE]`), and in open loop nothing due waits for the
+//! server to end the answer's body: the task reads that end after it has sent the turn (or
+//! handed the answer on), so the connection goes back to the pool a moment later and the turn
+//! takes another open one.
 //!
 //! Request tasks run on send threads: threads of their own, each with a one-thread tokio
 //! runtime that owns its requests' connections and timers (one send thread per 4 CPUs, at least
