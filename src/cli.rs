@@ -142,6 +142,10 @@ pub struct RunArgs {
     /// Seconds one request may take, streaming included, before it counts as timed out.
     #[arg(long, default_value_t = 600.0, value_name = "SECONDS")]
     pub request_timeout: f64,
+    /// Budget for a point's p99 send lag (how late lmbench sent): a point over it is marked
+    /// an invalid measurement (`results.measurement`).
+    #[arg(long, default_value_t = crate::measure::verdict::SEND_LAG_BUDGET_MS, value_name = "MS")]
+    pub send_lag_budget_ms: f64,
     /// Continue an earlier session: runs whose complete results for that session id are in
     /// the results folder are skipped, the rest run under the same session id.
     #[arg(long, value_name = "SESSION_ID")]
@@ -233,6 +237,7 @@ impl Cli {
                 duration: r.duration,
                 ready_timeout: r.ready_timeout,
                 request_timeout: r.request_timeout,
+                send_lag_budget_ms: r.send_lag_budget_ms,
                 resume: r.resume,
                 upload_url: r.upload_url,
                 upload_token: r.upload_token,

@@ -52,6 +52,8 @@ pub struct RunRequest {
     pub ready_timeout: f64,
     /// `--request-timeout`, seconds.
     pub request_timeout: f64,
+    /// `--send-lag-budget-ms`.
+    pub send_lag_budget_ms: f64,
     /// `--resume`.
     pub resume: Option<String>,
     /// `--upload-url`.
@@ -295,6 +297,7 @@ async fn run(r: RunRequest) -> ExitCode {
         upload_token: r.upload_token,
         ready_timeout: Duration::from_secs_f64(r.ready_timeout.max(0.1)),
         request_timeout: Duration::from_secs_f64(r.request_timeout.max(0.1)),
+        send_lag_budget_ms: r.send_lag_budget_ms,
     };
     let cancel = CancellationToken::new();
     crate::signals::on_interrupt(

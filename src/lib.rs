@@ -26,6 +26,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod cpu;
 pub mod deploy;
 pub mod exit;
 pub mod files;

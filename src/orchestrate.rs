@@ -58,6 +58,8 @@ pub struct RunOptions {
     pub ready_timeout: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// The p99 send-lag budget of the measurement verdict, ms.
+    pub send_lag_budget_ms: f64,
     /// `--resume`: skip runs whose complete results for this session exist.
     pub resume: bool,
     /// Upload each result file here (`--upload-url`).
@@ -120,6 +122,7 @@ pub async fn run_plan(
         results_dir: opts.results_dir.clone(),
         duration_override_s: opts.duration_override_s,
         request_timeout: opts.request_timeout,
+        send_lag_budget_ms: opts.send_lag_budget_ms,
         total_runs: plan.run_count(),
     };
     let mut outcomes: Vec<RunOutcome> = Vec::new();

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::CacheState;
 use crate::client::Client;
+use crate::measure::verdict::{self, Health, Measurement};
 use crate::measure::{Aggregator, Summary, SummaryContext};
 use crate::plan::PlannedRun;
 use crate::record::ApiType;
@@ -38,6 +39,8 @@ pub struct SuiteContext {
     pub duration_override_s: Option<f64>,
     /// One request's limit.
     pub request_timeout: Duration,
+    /// The p99 send-lag budget of the measurement verdict, ms.
+    pub send_lag_budget_ms: f64,
     /// How many runs the plan has (for progress labels).
     pub total_runs: usize,
 }
@@ -132,6 +135,8 @@ pub struct RunFacts {
     /// The engine's cache state at the point's start (`None` where no engine was asked, as in
     /// the golden-file test).
     pub cache_state: Option<CacheState>,
+    /// The measurement verdict (`None` in the golden-file test).
+    pub measurement: Option<Measurement>,
 }
 
 /// The result file of `run`: the summary, the workload type's own fields and judgements, its
@@ -162,6 +167,18 @@ pub fn result_file(
         results.insert(
             "cache_state".into(),
             serde_json::to_value(cache).unwrap_or(Value::Null),
+        );
+    }
+    if let Some(m) = &facts.measurement {
+        if let (Some(line), Some(Value::Array(w))) = (m.summary_line(), results.get_mut("warnings"))
+        {
+            w.push(Value::String(format!(
+                "{line}: see results.measurement for why and what to change"
+            )));
+        }
+        results.insert(
+            "measurement".into(),
+            serde_json::to_value(m).unwrap_or(Value::Null),
         );
     }
     let sweep = Map::from_iter([(
@@ -312,10 +329,24 @@ pub async fn run_point(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
+    let cpu_before = crate::cpu::process_cpu();
+    let wall = std::time::Instant::now();
     let runner::Finished {
         stats,
         workload: wl,
     } = runner::run(wl, client, cancel, tx).await;
+    let health = Health {
+        send_lag_budget_ms: suite.send_lag_budget_ms,
+        process_cpu_s: crate::cpu::process_cpu()
+            .zip(cpu_before)
+            .map(|(b, a)| b.saturating_sub(a).as_secs_f64()),
+        wall_s: wall.elapsed().as_secs_f64(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        open_files_limit: crate::limits::open_file_limits().map(|l| l.soft),
+        cpu_wait_share: stats.cpu_wait.as_ref().map(|w| w.share),
+        not_sent: stats.not_sent,
+        max_in_flight: stats.max_in_flight,
+    };
     let (writer, agg, write_error) = match collector.await {
         Ok(x) => x,
         Err(e) => return RunOutcome::failed(run, format!("collector task failed: {e}")),
@@ -343,6 +374,7 @@ pub async fn run_point(
             summary.total_cached_tokens,
             first.as_ref(),
         )),
+        measurement: Some(verdict::judge(&summary, &health)),
     };
     let result = result_file(run, &head, &summary, &facts);
     let path = match writer.finish(&result) {
@@ -389,14 +421,30 @@ fn figures(results: &Map<String, Value>, finished: u64) -> String {
             .and_then(Value::as_f64)
     };
     let num = |k: &str| results.get(k).and_then(Value::as_f64);
-    format!(
+    let mut line = format!(
         "{ok_count}/{total} ok, TTFT p50 {} ms, ITL p50 {} ms, achieved {} of target {} QPS, send lag p99 {} ms",
         fmt_opt(pick("ttft_ms", "median")),
         fmt_opt(pick("inter_token_latency_ms", "median")),
         fmt_opt(num("achieved_qps")),
         fmt_opt(num("target_qps")),
         fmt_opt(pick("send_lag_ms", "p99")),
-    )
+    );
+    // An invalid measurement says so, with its first reason and what to change.
+    if let Some(m) = results.get("measurement").filter(|m| m["valid"] == false) {
+        let r = &m["reasons"][0];
+        line.push_str(&format!(
+            "; INVALID measurement: {} (change: {})",
+            r["detail"].as_str().unwrap_or("?"),
+            r["advice"].as_str().unwrap_or("?")
+        ));
+        if let Some(n) = m["reasons"].as_array().map(Vec::len).filter(|n| *n > 1) {
+            line.push_str(&format!(
+                " and {} more reason(s) in results.measurement",
+                n - 1
+            ));
+        }
+    }
+    line
 }
 
 fn fmt_opt(v: Option<f64>) -> String {

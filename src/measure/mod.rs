@@ -12,6 +12,7 @@
 
 mod stats;
 mod summary;
+pub mod verdict;
 
 #[cfg(test)]
 mod tests;

@@ -626,3 +626,95 @@ fn connection_figures_count_the_requests_that_waited_for_a_connection() {
     assert!(j.get("new_connections").is_none() && j.get("connect_ms").is_none());
     assert!(!s.warnings.iter().any(|w| w.contains("connection")));
 }
+
+/// A healthy load generator's figures for [`verdict::judge`], on 2 cores.
+fn healthy() -> verdict::Health {
+    verdict::Health {
+        send_lag_budget_ms: verdict::SEND_LAG_BUDGET_MS,
+        process_cpu_s: Some(0.1),
+        wall_s: 10.0,
+        cores: 2,
+        open_files_limit: Some(1024),
+        cpu_wait_share: Some(0.003),
+        not_sent: 0,
+        max_in_flight: 4,
+    }
+}
+
+fn failed_checks(m: &verdict::Measurement) -> Vec<&'static str> {
+    m.reasons.iter().map(|r| r.check).collect()
+}
+
+#[test]
+fn verdict_valid_when_every_check_holds() {
+    let s = summarize(&evenly_spaced(11, 2.0, |d| d + 0.002), &ctx(Some(2.0)));
+    let m = verdict::judge(&s, &healthy());
+    assert!(m.valid, "{m:?}");
+    assert_close!(m.checks.send_lag_p99_ms, 2.0);
+    assert_close!(m.checks.cpu_use_share, 0.005);
+    assert_eq!(m.summary_line(), None);
+    let json = serde_json::to_value(&m).unwrap();
+    assert_eq!(json["valid"], true);
+    assert_eq!(json["reasons"], serde_json::json!([]));
+}
+
+#[test]
+fn verdict_names_each_failed_check() {
+    let on_time = summarize(&evenly_spaced(11, 2.0, |d| d), &ctx(Some(2.0)));
+    let check = |s: &Summary, h: verdict::Health| failed_checks(&verdict::judge(s, &h));
+
+    // 12 ms late each: over the 10 ms budget, and a budget of 20 ms lets it pass.
+    let late = summarize(&evenly_spaced(11, 2.0, |d| d + 0.012), &ctx(Some(2.0)));
+    assert_eq!(check(&late, healthy()), ["send_lag"]);
+    let lax = verdict::Health {
+        send_lag_budget_ms: 20.0,
+        ..healthy()
+    };
+    assert_eq!(check(&late, lax), Vec::<&str>::new());
+
+    let waiting = verdict::Health {
+        cpu_wait_share: Some(0.06),
+        ..healthy()
+    };
+    assert_eq!(check(&on_time, waiting), ["cpu_wait"]);
+    // Unknown run delay is no reason.
+    let unknown = verdict::Health {
+        cpu_wait_share: None,
+        ..healthy()
+    };
+    assert!(verdict::judge(&on_time, &unknown).valid);
+
+    // 18.5 CPU seconds in 10 s on 2 cores: 92.5 %.
+    let busy = verdict::Health {
+        process_cpu_s: Some(18.5),
+        ..healthy()
+    };
+    let m = verdict::judge(&on_time, &busy);
+    assert_eq!(failed_checks(&m), ["cpu_use"]);
+    assert!(m.reasons[0].detail.contains("1.85 of 2 cores"), "{m:?}");
+
+    // Sent 25 % late by the end: the shortfall blamed on lmbench, beside the lag.
+    let behind = summarize(&evenly_spaced(11, 2.0, |d| d * 1.25), &ctx(Some(2.0)));
+    let m = verdict::judge(&behind, &healthy());
+    assert_eq!(failed_checks(&m), ["send_lag", "shortfall"]);
+    assert!(m.reasons[1].detail.contains("lmbench sent late"), "{m:?}");
+
+    let cut = verdict::Health {
+        not_sent: 3,
+        ..healthy()
+    };
+    assert_eq!(check(&on_time, cut), ["unsent"]);
+
+    let crowded = verdict::Health {
+        max_in_flight: 1000,
+        open_files_limit: Some(1024),
+        ..healthy()
+    };
+    assert_eq!(check(&on_time, crowded), ["open_files"]);
+
+    let m = verdict::judge(&behind, &healthy());
+    assert_eq!(
+        m.summary_line().as_deref(),
+        Some("INVALID measurement (send_lag, shortfall)")
+    );
+}

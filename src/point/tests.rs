@@ -109,6 +109,7 @@ fn results_are_byte_identical_to_the_golden_files() {
             stats: serde_json::from_value(input["scheduler"].clone()).unwrap(),
             workload_stats: input["workload_stats"].clone(),
             cache_state: None,
+            measurement: None,
         };
         let path = writer
             .finish(&result_file(&run, &head, &summary, &facts))

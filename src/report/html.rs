@@ -112,13 +112,39 @@ fn run_warnings(r: &RunResult) -> Vec<RunWarning> {
             text: "partial run: interrupted before the end".to_string(),
         });
     }
+    // An invalid measurement: each reason with what to change (the result's own one-line
+    // warning about it is left out for these).
+    let reasons = invalid_reasons(r);
+    for reason in &reasons {
+        out.push(RunWarning {
+            bad: true,
+            text: format!(
+                "invalid measurement ({}): {}; change: {}",
+                reason["check"].as_str().unwrap_or("?"),
+                reason["detail"].as_str().unwrap_or("?"),
+                reason["advice"].as_str().unwrap_or("?")
+            ),
+        });
+    }
     for w in r.warnings() {
+        if !reasons.is_empty() && w.starts_with("INVALID measurement") {
+            continue;
+        }
         out.push(RunWarning {
             bad: false,
             text: w,
         });
     }
     out
+}
+
+/// The reasons of a run's measurement verdict, if it is invalid.
+fn invalid_reasons(r: &RunResult) -> Vec<Value> {
+    r.results
+        .get("measurement")
+        .filter(|m| m["valid"] == false)
+        .and_then(|m| m["reasons"].as_array().cloned())
+        .unwrap_or_default()
 }
 
 /// Renders the page.
@@ -396,7 +422,7 @@ fn load_table(h: &mut String, page: &Page, g: &WorkloadGroup) {
          <th>Baseline</th><th>QPS</th><th>target QPS</th><th>achieved QPS</th>\
          <th>requests ok</th><th>failed</th><th>output tok/s</th><th>requests/s</th>\
          <th>input tok/s</th><th>send lag p99 (ms)</th><th>cache hit ratio</th>\
-         <th>duration (s)</th><th>warnings</th>",
+         <th>duration (s)</th><th>measurement</th><th>warnings</th>",
     );
     if page.all {
         h.push_str("<th>session</th>");
@@ -412,10 +438,23 @@ fn load_table(h: &mut String, page: &Page, g: &WorkloadGroup) {
             .unwrap_or(false);
         let failed = r.field("failed_requests").unwrap_or(0.0) > 0.0;
         let n_warn = run_warnings(r).len();
+        let reasons = invalid_reasons(r);
+        let verdict = match r.results.get("measurement") {
+            None => "—".to_string(),
+            Some(_) if reasons.is_empty() => "valid".to_string(),
+            Some(_) => format!(
+                "INVALID: {}",
+                reasons
+                    .iter()
+                    .filter_map(|x| x["check"].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         let _ = write!(
             h,
             "<td>{}</td><td{}>{}</td><td>{}</td><td{}>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td{}>{}</td>",
+             <td>{}</td><td>{}</td><td>{}</td><td{}>{}</td><td{}>{}</td>",
             num(r.field("target_qps")),
             if shortfall { " class=\"bad\"" } else { "" },
             num(r.field("achieved_qps")),
@@ -429,6 +468,12 @@ fn load_table(h: &mut String, page: &Page, g: &WorkloadGroup) {
             num(r.stat("send_lag_ms", "p99")),
             num(r.field("cache_hit_ratio")),
             num(r.field("benchmark_duration_s")),
+            if reasons.is_empty() {
+                ""
+            } else {
+                " class=\"bad wrap\""
+            },
+            escape(&verdict),
             if n_warn > 0 { " class=\"bad\"" } else { "" },
             n_warn
         );

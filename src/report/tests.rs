@@ -750,3 +750,41 @@ fn a_timed_item_joins_the_series_of_the_only_qps_item() {
         ["a (item 3)", "a (item 1)", "b (item 3)", "a (item 2)"]
     );
 }
+
+/// An invalid measurement is marked in the load table, and each reason, with what to change,
+/// is listed among the warnings (the result's own one-line warning about it is not repeated);
+/// a valid one reads "valid".
+#[test]
+fn invalid_measurements_are_marked_with_what_to_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let bad = Fixture::new(NEW, "starved", "synthetic", json!(2));
+    let mut v = bad.value();
+    v["results"]["warnings"] =
+        json!(["INVALID measurement (send_lag): see results.measurement for why"]);
+    v["results"]["measurement"] = json!({
+        "valid": false,
+        "reasons": [{"check": "send_lag", "detail": "p99 send lag 96.3 ms is over the 10 ms budget",
+                     "advice": "give lmbench CPUs of its own"}],
+        "checks": {}
+    });
+    fs::write(d.join(bad.file_name()), v.to_string()).unwrap();
+    let good = Fixture::new(NEW, "roomy", "synthetic", json!(2));
+    let mut v = good.value();
+    v["results"]["measurement"] = json!({"valid": true, "reasons": [], "checks": {}});
+    fs::write(d.join(good.file_name()), v.to_string()).unwrap();
+    let g = generate(d, &Selection::Newest).unwrap();
+    assert!(g.errors.is_empty(), "{:?}", g.errors);
+    let html = fs::read_to_string(d.join("report.html")).unwrap();
+    assert!(html.contains("<th>measurement</th>"));
+    assert!(
+        html.contains("<td class=\"bad wrap\">INVALID: send_lag</td>"),
+        "{html}"
+    );
+    assert!(html.contains("<td>valid</td>"));
+    assert!(html.contains(
+        "invalid measurement (send_lag): p99 send lag 96.3 ms is over the 10 ms budget; \
+         change: give lmbench CPUs of its own"
+    ));
+    assert!(!html.contains("see results.measurement for why"));
+}

@@ -55,6 +55,7 @@
 use super::builder::{self, Built, Ready, ToBuilder, TurnsAhead, AHEAD};
 use super::Workload;
 use crate::client::Client;
+use crate::cpu::WaitMeter;
 use crate::record::{Completed, RequestRecord};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -165,6 +166,35 @@ pub struct RunStats {
     pub cancelled: bool,
     /// Requests that were scheduled but never sent because the run was cancelled.
     pub not_sent: u64,
+    /// How long the runner's threads waited for a CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_wait: Option<CpuWait>,
+}
+
+/// How long the runner's own threads (scheduler, request builder, send threads) were ready to
+/// run but waited for a CPU during the run ([`crate::cpu`]); `None` where the kernel does not
+/// say.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CpuWait {
+    /// Threads counted.
+    pub threads: u64,
+    /// Their waits, summed, in seconds.
+    pub total_s: f64,
+    /// `total_s` over the run's elapsed time and the threads: the share of its time an
+    /// average runner thread spent waiting for a CPU.
+    pub share: f64,
+}
+
+impl CpuWait {
+    fn of(w: &WaitMeter, elapsed_s: f64) -> Option<CpuWait> {
+        let threads = w.threads();
+        let total_s = w.waited().as_secs_f64();
+        (w.known() && elapsed_s > 0.0).then(|| CpuWait {
+            threads,
+            total_s,
+            share: total_s / (elapsed_s * threads as f64),
+        })
+    }
 }
 
 /// A built request waiting for its due time; `scheduled`: from the open-loop schedule (the
@@ -239,18 +269,21 @@ struct SendThread {
     handle: tokio::runtime::Handle,
     client: Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl SendThread {
-    fn start(client: Client) -> std::io::Result<SendThread> {
+    fn start(client: Client, waits: &WaitMeter) -> std::io::Result<SendThread> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let handle = rt.handle().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
+        let waits = waits.clone();
+        let thread = std::thread::Builder::new()
             .name("lmbench-send".into())
             .spawn(move || {
+                let _waits = waits.track();
                 rt.block_on(async {
                     let _ = stopped.await;
                 });
@@ -259,13 +292,24 @@ impl SendThread {
             handle,
             client,
             stop: Some(stop),
+            thread: Some(thread),
         })
+    }
+
+    /// Stops the thread and waits until it has ended (and reported its CPU wait).
+    fn join(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 
     /// `n` send threads: the first uses `client`'s own connection pool, the others a pool each
     /// (connections belong to the runtime that opened them). Fewer if threads cannot be
     /// started; none at all means request tasks run on the caller's runtime.
-    fn start_many(client: &Client, n: usize) -> Vec<SendThread> {
+    fn start_many(client: &Client, n: usize, waits: &WaitMeter) -> Vec<SendThread> {
         let mut out = Vec::with_capacity(n);
         for i in 0..n.max(1) {
             let c = if i == 0 {
@@ -275,7 +319,7 @@ impl SendThread {
             };
             match c
                 .map_err(|e| e.to_string())
-                .and_then(|c| SendThread::start(c).map_err(|e| e.to_string()))
+                .and_then(|c| SendThread::start(c, waits).map_err(|e| e.to_string()))
             {
                 Ok(t) => out.push(t),
                 Err(e) => {
@@ -552,12 +596,17 @@ async fn run_with(
     let ahead: Option<TurnsAhead> = max_in_flight.is_none().then(Default::default);
     let builder_ahead = ahead.clone();
     let (built_tx, mut built_rx) = mpsc::unbounded_channel::<Built>();
+    let waits = WaitMeter::default();
+    let builder_waits = waits.clone();
     let builder = std::thread::Builder::new()
         .name("lmbench-build".into())
-        .spawn(move || builder::run(workload, Some(bodies), builder_ahead, builder_rx, built_tx))
+        .spawn(move || {
+            let _waits = builder_waits.track();
+            builder::run(workload, Some(bodies), builder_ahead, builder_rx, built_tx)
+        })
         .expect("the request builder thread starts");
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Back>();
-    let send_threads = SendThread::start_many(client, send_threads);
+    let send_threads = SendThread::start_many(client, send_threads, &waits);
     let per_thread = max_in_flight.map_or(WARM_CONNECTIONS, |cap| {
         cap.div_ceil(send_threads.len().max(1))
             .clamp(1, WARM_CONNECTIONS)
@@ -605,6 +654,8 @@ async fn run_with(
     s.epoch = Instant::now();
     let epoch = s.epoch;
     let precise = own_thread();
+    // The scheduler's own waits for a CPU count where it has a thread of its own.
+    let scheduler_waits = precise.then(|| waits.track());
     let mut builder_gone = false;
     let mut next_progress = Instant::now() + PROGRESS_EVERY;
     loop {
@@ -684,11 +735,17 @@ async fn run_with(
         }
     }
     s.stats.elapsed_s = epoch.elapsed().as_secs_f64();
+    drop(scheduler_waits);
     let _ = s.to_builder.send(ToBuilder::Stop);
-    let workload = tokio::task::spawn_blocking(move || builder.join())
-        .await
-        .expect("joining the request builder")
-        .expect("the request builder does not panic");
+    let threads = std::mem::take(&mut s.send_threads);
+    let workload = tokio::task::spawn_blocking(move || {
+        threads.into_iter().for_each(SendThread::join);
+        builder.join()
+    })
+    .await
+    .expect("joining the request builder")
+    .expect("the request builder does not panic");
+    s.stats.cpu_wait = CpuWait::of(&waits, s.stats.elapsed_s);
     Finished {
         stats: s.stats,
         workload,

@@ -16,4 +16,5 @@ mod report;
 mod trace;
 mod upload;
 mod util;
+mod verdict;
 mod vllm;
