@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::CacheState;
 use crate::client::Client;
+use crate::measure::steady::{Steady, SteadyState, Window};
 use crate::measure::verdict::{self, Health, Measurement};
 use crate::measure::{Aggregator, Summary, SummaryContext};
 use crate::plan::PlannedRun;
@@ -137,6 +138,8 @@ pub struct RunFacts {
     pub cache_state: Option<CacheState>,
     /// The measurement verdict (`None` in the golden-file test).
     pub measurement: Option<Measurement>,
+    /// The figures over the point's plateau, where it has one long enough.
+    pub steady_state: Option<SteadyState>,
 }
 
 /// The result file of `run`: the summary, the workload type's own fields and judgements, its
@@ -168,6 +171,9 @@ pub fn result_file(
             "cache_state".into(),
             serde_json::to_value(cache).unwrap_or(Value::Null),
         );
+    }
+    if let Some(s) = &facts.steady_state {
+        results.insert("steady_state".into(), s.to_json());
     }
     if let Some(m) = &facts.measurement {
         if let (Some(line), Some(Value::Array(w))) = (m.summary_line(), results.get_mut("warnings"))
@@ -347,12 +353,13 @@ pub async fn run_point(
         not_sent: stats.not_sent,
         max_in_flight: stats.max_in_flight,
     };
-    let (writer, agg, write_error) = match collector.await {
+    let (mut writer, agg, write_error) = match collector.await {
         Ok(x) => x,
         Err(e) => return RunOutcome::failed(run, format!("collector task failed: {e}")),
     };
     let window = wl.window();
     let first = agg.first_sent();
+    let sent_span = agg.sent_span();
     let summary = agg.finish(&SummaryContext {
         target_qps: run.point.target_qps(),
         run_duration_s: window.map(|(a, b)| b - a),
@@ -375,6 +382,7 @@ pub async fn run_point(
             first.as_ref(),
         )),
         measurement: Some(verdict::judge(&summary, &health)),
+        steady_state: steady_state(&mut writer, sent_span, summary.e2e_latency_ms.median),
     };
     let result = result_file(run, &head, &summary, &facts);
     let path = match writer.finish(&result) {
@@ -402,6 +410,26 @@ pub async fn run_point(
         error,
         figures,
     }
+}
+
+/// The point's steady-state figures ([`crate::measure::steady`]), from a second pass over its
+/// records file; `None` where the point has no window or too few requests in it.
+fn steady_state(
+    writer: &mut ResultWriter,
+    sent_span: Option<(f64, f64)>,
+    median_e2e_ms: Option<f64>,
+) -> Option<SteadyState> {
+    let (first, last) = sent_span?;
+    let w = Window::of(first, last, median_e2e_ms? / 1000.0)?;
+    let mut acc = Steady::new(w);
+    let read = writer
+        .flush()
+        .and_then(|()| crate::results::for_each_record(writer.requests_path(), |r| acc.add(&r)));
+    if let Err(e) = read {
+        tracing::warn!("steady-state figures left out: reading the records back: {e}");
+        return None;
+    }
+    acc.finish()
 }
 
 /// The one-line figures of a result for logs and the end-of-suite summary.

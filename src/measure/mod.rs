@@ -11,6 +11,7 @@
 //! non-warmup request, since a failed request was still sent.
 
 mod stats;
+pub mod steady;
 mod summary;
 pub mod verdict;
 
@@ -228,6 +229,11 @@ impl Aggregator {
     /// Non-warmup records added so far.
     pub fn total_requests(&self) -> u64 {
         self.total
+    }
+
+    /// The first and last send times of the non-warmup requests.
+    pub fn sent_span(&self) -> Option<(f64, f64)> {
+        self.all_sent.min.zip(self.all_sent.max)
     }
 
     /// The earliest-sent successful request so far, warmup included.

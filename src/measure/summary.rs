@@ -198,6 +198,9 @@ const FOUR_DP_KEYS: &[&str] = &[
     "achieved_qps",
     "scheduled_qps",
     "cache_hit_ratio",
+    // Steady state (`measure::steady`).
+    "window_s",
+    "mean_in_flight",
 ];
 
 impl Summary {
@@ -234,7 +237,9 @@ impl Summary {
     }
 }
 
-fn round_floats(v: &mut Value, key: Option<&str>) {
+/// Rounds every float in `v` as the results are written: 2 decimals, 4 for small rates and
+/// ratios.
+pub(crate) fn round_floats(v: &mut Value, key: Option<&str>) {
     match v {
         Value::Number(n) if n.is_f64() => {
             let x = n.as_f64().unwrap_or(f64::NAN);

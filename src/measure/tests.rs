@@ -718,3 +718,69 @@ fn verdict_names_each_failed_check() {
         Some("INVALID measurement (send_lag, shortfall)")
     );
 }
+
+/// A record sent at `sent` whose 5 one-token chunks arrive evenly from `sent + ttft` to
+/// `sent + e2e`.
+fn lane_rec(id: u64, sent: f64, ttft: f64, e2e: f64) -> RequestRecord {
+    let chunks: Vec<f64> = (0..5)
+        .map(|k| sent + ttft + (e2e - ttft) * k as f64 / 4.0)
+        .collect();
+    rec(id, sent, sent, &chunks, sent + e2e, Some(10), Some(5))
+}
+
+#[test]
+fn steady_state_of_a_closed_loop_by_hand() {
+    use super::steady::{Steady, Window};
+    // Two lanes, each request 1 s long and sent as the one before it ends: 2 in flight,
+    // 2 req/s, 10 tok/s, TTFT 200 ms, TPOT (1.0 − 0.2) s / 4 = 200 ms.
+    let recs: Vec<RequestRecord> = (0..20)
+        .map(|i| lane_rec(i, (i / 2) as f64, 0.2, 1.0))
+        .collect();
+    // Window: one median E2E (1 s) after the first send (0) to the last send (9).
+    let w = Window::of(0.0, 9.0, 1.0).unwrap();
+    assert_eq!((w.start_s, w.end_s), (1.0, 9.0));
+    let mut acc = Steady::new(w);
+    for r in &recs {
+        acc.add(r);
+    }
+    let s = acc.finish().unwrap();
+    assert_eq!(s.window_s, [1.0, 9.0]);
+    // Sent at 1..=9 s, two each.
+    assert_eq!((s.requests, s.successful_requests), (18, 18));
+    assert_close!(s.ttft_ms.median, 200.0);
+    assert_close!(s.tpot_ms.median, 200.0);
+    assert_close!(s.e2e_latency_ms.mean, 1000.0);
+    assert_close!(Some(s.request_throughput_req_per_s), 2.0);
+    assert_close!(Some(s.output_token_throughput_tok_per_s), 10.0);
+    assert_close!(Some(s.mean_in_flight), 2.0);
+    assert_eq!((s.in_flight_start, s.in_flight_end), (2, 2));
+    assert!(!s.growing);
+
+    // Too few requests in the window: no figures.
+    let mut acc = Steady::new(Window::of(0.0, 9.0, 6.0).unwrap());
+    for r in &recs {
+        acc.add(r);
+    }
+    assert!(acc.finish().is_none());
+    // No window left after the ramp-up.
+    assert!(Window::of(0.0, 9.0, 9.5).is_none());
+}
+
+#[test]
+fn steady_state_says_when_the_queue_keeps_growing() {
+    use super::steady::{Steady, Window};
+    // Sent every 0.5 s, each waiting 0.5 s longer than the one before: over capacity.
+    let recs: Vec<RequestRecord> = (0..30)
+        .map(|i| {
+            let e2e = 1.0 + 0.5 * i as f64;
+            lane_rec(i, 0.5 * i as f64, e2e - 0.4, e2e)
+        })
+        .collect();
+    let mut acc = Steady::new(Window::of(0.0, 14.5, 8.0).unwrap());
+    for r in &recs {
+        acc.add(r);
+    }
+    let s = acc.finish().unwrap();
+    assert!(s.in_flight_end > s.in_flight_start + 2, "{s:?}");
+    assert!(s.growing, "{s:?}");
+}

@@ -110,6 +110,7 @@ fn results_are_byte_identical_to_the_golden_files() {
             workload_stats: input["workload_stats"].clone(),
             cache_state: None,
             measurement: None,
+            steady_state: None,
         };
         let path = writer
             .finish(&result_file(&run, &head, &summary, &facts))

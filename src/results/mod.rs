@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::workload::runner::RunStats;
-pub use writer::{read_records, ResultWriter};
+pub use writer::{for_each_record, read_records, ResultWriter};
 
 /// Value of the top-level `schema_version` key.
 pub const SCHEMA_VERSION: &str = "lmbench/1";

@@ -85,6 +85,11 @@ impl ResultWriter {
         self.records
     }
 
+    /// Writes what is buffered to the JSONL, so that it can be read back before [`Self::finish`].
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.jsonl.flush()
+    }
+
     /// Appends one record as a JSON line (buffered).
     pub fn write_record(&mut self, rec: &RequestRecord) -> io::Result<()> {
         serde_json::to_writer(&mut self.jsonl, rec)?;
@@ -147,8 +152,14 @@ fn no_free_name(dir: &Path, base: &str) -> io::Error {
 
 /// Reads a `.requests.jsonl` back (blank lines skipped).
 pub fn read_records(path: impl AsRef<Path>) -> io::Result<Vec<RequestRecord>> {
-    let reader = BufReader::new(File::open(path.as_ref())?);
     let mut out = Vec::new();
+    for_each_record(path, |r| out.push(r))?;
+    Ok(out)
+}
+
+/// Reads a `.requests.jsonl` one record at a time (memory flat in its length).
+pub fn for_each_record(path: impl AsRef<Path>, mut f: impl FnMut(RequestRecord)) -> io::Result<()> {
+    let reader = BufReader::new(File::open(path.as_ref())?);
     for (i, line) in reader.lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
@@ -160,7 +171,7 @@ pub fn read_records(path: impl AsRef<Path>) -> io::Result<Vec<RequestRecord>> {
                 format!("{}:{}: {e}", path.as_ref().display(), i + 1),
             )
         })?;
-        out.push(rec);
+        f(rec);
     }
-    Ok(out)
+    Ok(())
 }

@@ -188,3 +188,39 @@ fn vllm_file_datasets_each_run_once() {
         }
     }
 }
+
+/// A closed loop of 4 against a fixed-timing engine (TTFT 40 ms, 16 tokens 5 ms apart): the
+/// steady-state figures leave out the ramp-up and the drain, hold 4 requests in flight, and
+/// their throughput is what Little's law says (in flight ÷ latency).
+#[test]
+fn steady_state_of_a_closed_loop_against_known_timings() {
+    let out = tempfile::tempdir().unwrap();
+    let files = run_e2e_spec("closed-loop.yaml", "e2e-closed-loop", out.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let r = &read_json(&files[0])["results"];
+    let s = &r["steady_state"];
+    eprintln!("steady state: {s}");
+    let f = |v: &serde_json::Value| v.as_f64().unwrap();
+    let [start, end] = [f(&s["window_s"][0]), f(&s["window_s"][1])];
+    // Opens one median E2E (≥ 115 ms) after the first send, closes before the drain.
+    assert!(start >= 0.115 && end > start, "{s}");
+    assert!(f(&r["benchmark_duration_s"]) > end - start, "{r}");
+    let n = s["requests"].as_u64().unwrap();
+    assert!((10..80).contains(&n), "{s}");
+    let in_flight = f(&s["mean_in_flight"]);
+    assert!((3.5..=4.001).contains(&in_flight), "{s}");
+    assert!(!s["growing"].as_bool().unwrap(), "{s}");
+    let ttft = f(&s["ttft_ms"]["median"]);
+    assert!((40.0..80.0).contains(&ttft), "{s}");
+    let e2e = f(&s["e2e_latency_ms"]["mean"]) / 1000.0;
+    assert!((0.115..0.2).contains(&e2e), "{s}");
+    let little = in_flight / e2e;
+    let tput = f(&s["request_throughput_req_per_s"]);
+    assert!(
+        (tput / little - 1.0).abs() < 0.1,
+        "{tput} req/s vs {little} ({s})"
+    );
+    // 16 tokens a request.
+    let tok = f(&s["output_token_throughput_tok_per_s"]);
+    assert!((tok / (16.0 * tput) - 1.0).abs() < 0.1, "{tok} tok/s ({s})");
+}
