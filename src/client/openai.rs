@@ -453,7 +453,7 @@ pub struct Tail(reqwest::Response);
 
 impl Tail {
     /// Reads the body to its end, so that the connection goes back to the pool; gives up after
-    /// [`DRAIN_AFTER_DONE`] (a server that keeps the body open costs at most that, and its
+    /// `DRAIN_AFTER_DONE` (200 ms; a server that keeps the body open costs at most that, and its
     /// connection is closed).
     pub async fn drain(self) {
         let mut resp = self.0;
