@@ -318,6 +318,7 @@ fn workload_section(h: &mut String, page: &Page, index: usize, g: &WorkloadGroup
         );
     }
     latency_table(h, g);
+    steady_table(h, g);
     load_table(h, page, g);
     h.push_str("<h3>Workload configuration</h3>\n");
     for (i, item) in g.items.iter().enumerate() {
@@ -392,6 +393,57 @@ fn latency_table(h: &mut String, g: &WorkloadGroup) {
             }
         }
         h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody></table></div>\n");
+}
+
+/// The figures over each point's plateau (`results.steady_state`), where any point has them.
+fn steady_table(h: &mut String, g: &WorkloadGroup) {
+    fn steady(r: &RunResult) -> Option<&Value> {
+        r.results.get("steady_state").filter(|s| s.is_object())
+    }
+    if !g.runs.iter().any(|r| steady(r).is_some()) {
+        return;
+    }
+    h.push_str(
+        "<h3>Steady state</h3>\n<p class=\"muted\">From one median E2E latency after the first \
+         send to the last send: ramp-up and drain left out.</p>\n<div class=\"scroll\"><table>\n\
+         <thead><tr><th>Baseline</th><th>QPS</th><th>window (s)</th><th>requests</th>\
+         <th>TTFT p50</th><th>TTFT p99</th><th>E2E p50</th><th>E2E p99</th><th>requests/s</th>\
+         <th>output tok/s</th><th>in flight (mean; start → end)</th></tr></thead>\n<tbody>\n",
+    );
+    for i in 0..g.runs.len() {
+        row_start(h, g, i);
+        let Some(s) = steady(&g.runs[i]) else {
+            h.push_str("<td colspan=\"9\" class=\"muted\">—</td></tr>\n");
+            continue;
+        };
+        let f = |k: &str| s.get(k).and_then(Value::as_f64);
+        let stat = |k: &str, q: &str| s.get(k).and_then(|b| b.get(q)).and_then(Value::as_f64);
+        let growing = s["growing"] == true;
+        let _ = writeln!(
+            h,
+            "<td>{}–{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td{}>{}; {} → {}{}</td></tr>",
+            num(s["window_s"][0].as_f64()),
+            num(s["window_s"][1].as_f64()),
+            s["requests"].as_u64().unwrap_or(0),
+            num(stat("ttft_ms", "median")),
+            num(stat("ttft_ms", "p99")),
+            num(stat("e2e_latency_ms", "median")),
+            num(stat("e2e_latency_ms", "p99")),
+            num(f("request_throughput_req_per_s")),
+            num(f("output_token_throughput_tok_per_s")),
+            if growing { " class=\"bad\"" } else { "" },
+            num(f("mean_in_flight")),
+            s["in_flight_start"].as_u64().unwrap_or(0),
+            s["in_flight_end"].as_u64().unwrap_or(0),
+            if growing {
+                " (growing: no plateau)"
+            } else {
+                ""
+            },
+        );
     }
     h.push_str("</tbody></table></div>\n");
 }

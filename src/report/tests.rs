@@ -788,3 +788,37 @@ fn invalid_measurements_are_marked_with_what_to_change() {
     ));
     assert!(!html.contains("see results.measurement for why"));
 }
+
+/// Points with steady-state figures get a table of them; a growing queue is marked.
+#[test]
+fn steady_state_table_shows_the_plateau() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let stats = |p50: f64| json!({"median": p50, "p99": p50 * 2.0});
+    for (key, growing) in [("calm", false), ("queued", true)] {
+        let f = Fixture::new(NEW, key, "synthetic", json!(2));
+        let mut v = f.value();
+        v["results"]["steady_state"] = json!({
+            "rule": "from one median E2E latency after the first send to the last send",
+            "window_s": [0.5, 9.25], "requests": 17, "successful_requests": 17,
+            "ttft_ms": stats(42.5), "tpot_ms": stats(5.0), "e2e_latency_ms": stats(117.0),
+            "request_throughput_req_per_s": 35.02, "output_token_throughput_tok_per_s": 539.27,
+            "mean_in_flight": 3.96, "in_flight_start": 3, "in_flight_end": if growing { 9 } else { 4 },
+            "growing": growing
+        });
+        fs::write(d.join(f.file_name()), v.to_string()).unwrap();
+    }
+    let g = generate(d, &Selection::Newest).unwrap();
+    assert!(g.errors.is_empty(), "{:?}", g.errors);
+    let html = fs::read_to_string(d.join("report.html")).unwrap();
+    assert!(html.contains("<h3>Steady state</h3>"), "{html}");
+    assert!(
+        html.contains("<td>0.50–9.25</td><td>17</td><td>42.50</td><td>85.00</td>"),
+        "{html}"
+    );
+    assert!(html.contains("<td>3.96; 3 → 4</td>"), "{html}");
+    assert!(
+        html.contains("<td class=\"bad\">3.96; 3 → 9 (growing: no plateau)</td>"),
+        "{html}"
+    );
+}
