@@ -352,6 +352,7 @@ pub async fn run_point(
         cpu_wait_share: stats.cpu_wait.as_ref().map(|w| w.share),
         not_sent: stats.not_sent,
         max_in_flight: stats.max_in_flight,
+        concurrency_cap: wl.max_in_flight(),
     };
     let (mut writer, agg, write_error) = match collector.await {
         Ok(x) => x,

@@ -638,6 +638,7 @@ fn healthy() -> verdict::Health {
         cpu_wait_share: Some(0.003),
         not_sent: 0,
         max_in_flight: 4,
+        concurrency_cap: None,
     }
 }
 
@@ -711,6 +712,20 @@ fn verdict_names_each_failed_check() {
         ..healthy()
     };
     assert_eq!(check(&on_time, crowded), ["open_files"]);
+
+    // A closed loop that filled its cap of 4: requests waited for a slot by design.
+    let closed = verdict::Health {
+        concurrency_cap: Some(4),
+        ..healthy()
+    };
+    let m = verdict::judge(&behind, &closed);
+    assert!(m.valid && m.checks.capped, "{m:?}");
+    // A cap never reached changes nothing.
+    let loose = verdict::Health {
+        concurrency_cap: Some(8),
+        ..healthy()
+    };
+    assert_eq!(check(&behind, loose), ["send_lag", "shortfall"]);
 
     let m = verdict::judge(&behind, &healthy());
     assert_eq!(

@@ -220,6 +220,14 @@ fn steady_state_of_a_closed_loop_against_known_timings() {
         (tput / little - 1.0).abs() < 0.1,
         "{tput} req/s vs {little} ({s})"
     );
+    // The closed loop waits for free slots by design: not lateness of lmbench's.
+    let m = &r["measurement"];
+    assert_eq!(m["checks"]["capped"], true, "{m}");
+    let checks = m["reasons"].to_string();
+    assert!(
+        !checks.contains("send_lag") && !checks.contains("shortfall"),
+        "{m}"
+    );
     // 16 tokens a request.
     let tok = f(&s["output_token_throughput_tok_per_s"]);
     assert!((tok / (16.0 * tput) - 1.0).abs() < 0.1, "{tok} tok/s ({s})");
