@@ -66,6 +66,30 @@ impl WaitMeter {
     pub fn known(&self) -> bool {
         self.inner.unknown.load(Ordering::Relaxed) == 0 && self.threads() > 0
     }
+
+    /// The waits so far as a share of `elapsed_s` per thread; `None` where a thread could not
+    /// read its run delay.
+    pub fn over(&self, elapsed_s: f64) -> Option<CpuWait> {
+        let threads = self.threads();
+        let total_s = self.waited().as_secs_f64();
+        (self.known() && elapsed_s > 0.0).then(|| CpuWait {
+            threads,
+            total_s,
+            share: total_s / (elapsed_s * threads as f64),
+        })
+    }
+}
+
+/// How long a set of threads were ready to run but waited for a CPU ([`WaitMeter::over`]).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CpuWait {
+    /// Threads counted.
+    pub threads: u64,
+    /// Their waits, summed, in seconds.
+    pub total_s: f64,
+    /// `total_s` over the elapsed time and the threads: the share of its time an average
+    /// thread spent waiting for a CPU.
+    pub share: f64,
 }
 
 /// Adds the thread's run delay since [`WaitMeter::track`] when dropped.

@@ -17,7 +17,7 @@ pub(crate) mod test_support;
 pub mod tls;
 
 pub use body::{build_body, render_completions_prompt, HoleBody};
-pub use openai::{BodyWriter, Client, ClientConfig};
+pub use openai::{BodyWriter, Client, ClientConfig, Tail};
 pub use sse::{SseDecoder, SseEvent, SseTail};
 
 /// Counts tokens of text the way the run counts its prompts. The client counts the generated

@@ -100,16 +100,25 @@ pub(crate) async fn late_end_server(first_token: Duration, end_after: Duration) 
             let _ = tcp.set_nodelay(true);
             tokio::spawn(async move {
                 let mut buf = Vec::new();
+                // Reads more of the connection into `buf`; false once it is closed.
+                async fn more(tcp: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> bool {
+                    let mut chunk = [0u8; 8192];
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => false,
+                        Ok(n) => {
+                            buf.extend_from_slice(&chunk[..n]);
+                            true
+                        }
+                    }
+                }
                 loop {
                     // One request: its head, then Content-Length bytes of body.
                     let head_end = loop {
                         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                             break i + 4;
                         }
-                        let mut chunk = [0u8; 8192];
-                        match tcp.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        if !more(&mut tcp, &mut buf).await {
+                            return;
                         }
                     };
                     let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
@@ -118,10 +127,8 @@ pub(crate) async fn late_end_server(first_token: Duration, end_after: Duration) 
                         .find_map(|l| l.strip_prefix("content-length:"))
                         .map_or(0, |v| v.trim().parse().unwrap());
                     while buf.len() < head_end + len {
-                        let mut chunk = [0u8; 8192];
-                        match tcp.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        if !more(&mut tcp, &mut buf).await {
+                            return;
                         }
                     }
                     buf.drain(..head_end + len);

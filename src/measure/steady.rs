@@ -24,7 +24,7 @@ use crate::record::RequestRecord;
 pub const MIN_REQUESTS: usize = 10;
 
 /// The window of one point.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Window {
     pub start_s: f64,
     pub end_s: f64,
@@ -91,7 +91,7 @@ impl SteadyState {
 }
 
 /// Collects one point's records for [`SteadyState`].
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Steady {
     w: Window,
     requests: u64,
@@ -110,16 +110,7 @@ impl Steady {
     pub fn new(w: Window) -> Steady {
         Steady {
             w,
-            requests: 0,
-            ttft: Vec::new(),
-            tpot: Vec::new(),
-            e2e: Vec::new(),
-            ok: 0,
-            ended: 0,
-            tokens: 0.0,
-            busy_s: 0.0,
-            at_start: 0,
-            at_end: 0,
+            ..Steady::default()
         }
     }
 

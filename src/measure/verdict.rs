@@ -22,7 +22,7 @@
 
 use serde::Serialize;
 
-use super::Summary;
+use super::{round_dp, Summary};
 
 /// Default budget for the p99 send lag, in ms.
 pub const SEND_LAG_BUDGET_MS: f64 = 10.0;
@@ -106,10 +106,6 @@ pub struct Checks {
     pub capped: bool,
 }
 
-fn round(x: f64, dp: usize) -> f64 {
-    super::round_dp(x, dp)
-}
-
 /// The verdict on one point.
 pub fn judge(summary: &Summary, health: &Health) -> Measurement {
     let budget = health.send_lag_budget_ms;
@@ -126,16 +122,16 @@ pub fn judge(summary: &Summary, health: &Health) -> Measurement {
         _ => None,
     };
     let checks = Checks {
-        send_lag_p99_ms: summary.send_lag_ms.p99.map(|x| round(x, 3)),
-        send_lag_max_ms: summary.send_lag_ms.max.map(|x| round(x, 3)),
+        send_lag_p99_ms: summary.send_lag_ms.p99.map(|x| round_dp(x, 3)),
+        send_lag_max_ms: summary.send_lag_ms.max.map(|x| round_dp(x, 3)),
         send_lag_budget_ms: budget,
-        cpu_wait_share: cpu_wait_share.map(|x| round(x, 4)),
+        cpu_wait_share: cpu_wait_share.map(|x| round_dp(x, 4)),
         cpu_wait_limit: CPU_WAIT_LIMIT,
-        cpu_use_share: cpu_use_share.map(|x| round(x, 4)),
+        cpu_use_share: cpu_use_share.map(|x| round_dp(x, 4)),
         cpu_use_limit: CPU_USE_LIMIT,
-        process_cpu_s: health.process_cpu_s.map(|x| round(x, 3)),
+        process_cpu_s: health.process_cpu_s.map(|x| round_dp(x, 3)),
         cores: health.cores,
-        achieved_over_scheduled: ratio.map(|x| round(x, 4)),
+        achieved_over_scheduled: ratio.map(|x| round_dp(x, 4)),
         not_sent: health.not_sent,
         max_in_flight: health.max_in_flight,
         open_files_limit: health.open_files_limit,

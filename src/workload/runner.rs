@@ -59,8 +59,8 @@ use send::{default_send_threads, warm_up, SendThread};
 
 use super::builder::{self, Built, Ready, ToBuilder, TurnsAhead, AHEAD};
 use super::Workload;
-use crate::client::Client;
-use crate::cpu::WaitMeter;
+use crate::client::{Client, Tail};
+use crate::cpu::{CpuWait, WaitMeter};
 use crate::record::{Completed, RequestRecord};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -108,22 +108,7 @@ async fn request_task(cx: TaskCtx, mut ready: Ready) {
             _ => None,
         };
         let Some(next) = next else {
-            let back = Back { done, queued: None };
-            if cx.ahead.is_none() {
-                // Requests capped in flight: the next one is sent when this answer is taken
-                // in, and should find this connection back in the pool.
-                if let Some(tail) = tail {
-                    tail.drain().await;
-                }
-                let _ = cx.back.send(back);
-            } else {
-                // Open loop: a turn the workload builds from this answer (or one due now)
-                // need not wait for the end of the body.
-                let _ = cx.back.send(back);
-                if let Some(tail) = tail {
-                    tail.drain().await;
-                }
-            }
+            hand_back(&cx, Back { done, queued: None }, tail).await;
             return;
         };
         ready = next.fill(&done);
@@ -137,10 +122,7 @@ async fn request_task(cx: TaskCtx, mut ready: Ready) {
         done.follow_up = Some(ready.spec.without_prompt());
         if !due {
             let queued = Some(ready);
-            let _ = cx.back.send(Back { done, queued });
-            if let Some(tail) = tail {
-                tail.drain().await;
-            }
+            hand_back(&cx, Back { done, queued }, tail).await;
             return;
         }
         // The end of the answer's body may take the server (and this thread) another turn or
@@ -152,6 +134,23 @@ async fn request_task(cx: TaskCtx, mut ready: Ready) {
         // The scheduler counts the turn in flight when it takes in this answer, which it does
         // before the turn's own answer (one channel, in order).
         let _ = cx.back.send(Back { done, queued: None });
+    }
+}
+
+/// Hands `back` to the scheduler and reads the answer's body to its end (`tail`). In open loop
+/// the answer goes first: a turn built from it, or sent at its slot, need not wait for the
+/// server to end the body. With requests capped in flight it goes after: the next request is
+/// sent when this answer is taken in, and should find this connection back in the pool.
+async fn hand_back(cx: &TaskCtx, back: Back, tail: Option<Tail>) {
+    let mut back = Some(back);
+    if cx.ahead.is_some() {
+        let _ = cx.back.send(back.take().expect("not sent yet"));
+    }
+    if let Some(tail) = tail {
+        tail.drain().await;
+    }
+    if let Some(back) = back {
+        let _ = cx.back.send(back);
     }
 }
 
@@ -171,35 +170,10 @@ pub struct RunStats {
     pub cancelled: bool,
     /// Requests that were scheduled but never sent because the run was cancelled.
     pub not_sent: u64,
-    /// How long the runner's threads waited for a CPU.
+    /// How long the runner's own threads (scheduler, request builder, send threads) waited
+    /// for a CPU during the run; `None` where the kernel does not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_wait: Option<CpuWait>,
-}
-
-/// How long the runner's own threads (scheduler, request builder, send threads) were ready to
-/// run but waited for a CPU during the run ([`crate::cpu`]); `None` where the kernel does not
-/// say.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CpuWait {
-    /// Threads counted.
-    pub threads: u64,
-    /// Their waits, summed, in seconds.
-    pub total_s: f64,
-    /// `total_s` over the run's elapsed time and the threads: the share of its time an
-    /// average runner thread spent waiting for a CPU.
-    pub share: f64,
-}
-
-impl CpuWait {
-    fn of(w: &WaitMeter, elapsed_s: f64) -> Option<CpuWait> {
-        let threads = w.threads();
-        let total_s = w.waited().as_secs_f64();
-        (w.known() && elapsed_s > 0.0).then(|| CpuWait {
-            threads,
-            total_s,
-            share: total_s / (elapsed_s * threads as f64),
-        })
-    }
 }
 
 /// A built request waiting for its due time; `scheduled`: from the open-loop schedule (the
@@ -628,7 +602,7 @@ async fn run_with(
     .await
     .expect("joining the request builder")
     .expect("the request builder does not panic");
-    s.stats.cpu_wait = CpuWait::of(&waits, s.stats.elapsed_s);
+    s.stats.cpu_wait = waits.over(s.stats.elapsed_s);
     Finished {
         stats: s.stats,
         workload,
