@@ -40,6 +40,7 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod results;
+pub mod search;
 pub mod signals;
 pub mod sim;
 pub mod suite;

@@ -249,7 +249,11 @@ pub fn completed_runs(results_dir: &Path, plan: &RunPlan) -> HashMap<usize, Path
     let mut out = HashMap::new();
     for suite in plan.suites() {
         for c in crate::results::complete_runs(&results_dir.join(suite), &plan.session_id) {
-            let Some(planned) = runs.get(c.index as usize) else {
+            // A search is run again in full: its probes depend on each other's outcomes.
+            let Some(planned) = runs
+                .get(c.index as usize)
+                .filter(|r| r.item.search.is_none())
+            else {
                 continue;
             };
             let name = c.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -408,7 +412,8 @@ async fn run_points(
         config: Some(b.baseline.config_json.clone()),
     };
     let mut outcomes = Vec::new();
-    for (pos, run) in b.runs.iter().enumerate() {
+    let mut position = 0u64;
+    for run in &b.runs {
         if cancel.is_cancelled() {
             break;
         }
@@ -423,28 +428,50 @@ async fn run_points(
             continue;
         }
         let remaining = remaining_after(plan, run.index);
-        let mut o = run_point(
-            run,
-            &client,
-            serving.clone(),
-            pos as u64,
-            suite,
-            remaining,
-            cancel,
-        )
-        .await;
+        let mut os = if run.item.search.is_some() {
+            crate::search::run_search(
+                run,
+                &client,
+                serving.clone(),
+                &mut position,
+                suite,
+                remaining,
+                cancel,
+            )
+            .await
+        } else {
+            position += 1;
+            vec![
+                run_point(
+                    run,
+                    &client,
+                    serving.clone(),
+                    position - 1,
+                    suite,
+                    remaining,
+                    cancel,
+                    None,
+                )
+                .await,
+            ]
+        };
         // An engine that died during the run: its records and result are kept (partial), but
         // the run failed.
-        if let Some(reason) = dep.exit_reason() {
+        if let (Some(reason), Some(o)) = (dep.exit_reason(), os.last_mut()) {
             let msg = format!("the engine of {key} exited during the run: {reason}");
             tracing::error!("{msg}");
             o.ok = false;
             o.error = Some(msg);
         }
-        // LMBench's pod logs after every point: <pod>_<KEY>_<workload>_<qps>.log.
-        let tag = format!("{key}_{}_{}", run.workload_name(), run.qps_label());
+        // LMBench's pod logs after every point: <pod>_<KEY>_<workload>_<qps>.log (`sla` for
+        // a search's probes).
+        let qps = match run.item.search {
+            Some(_) => "sla",
+            None => run.qps_label(),
+        };
+        let tag = format!("{key}_{}_{qps}", run.workload_name());
         dep.collect_logs(pod_logs, &tag).await;
-        outcomes.push(o);
+        outcomes.append(&mut os);
     }
     outcomes
 }
@@ -507,6 +534,21 @@ async fn run_against_existing(
             run.baseline_key = key.clone();
             run.baseline_type = "existing-endpoint";
             let remaining = remaining_after(plan, run.index);
+            if run.item.search.is_some() {
+                outcomes.extend(
+                    crate::search::run_search(
+                        &run,
+                        &client,
+                        Serving::default(),
+                        &mut pos,
+                        suite,
+                        remaining,
+                        cancel,
+                    )
+                    .await,
+                );
+                continue;
+            }
             let o = run_point(
                 &run,
                 &client,
@@ -515,6 +557,7 @@ async fn run_against_existing(
                 suite,
                 remaining,
                 cancel,
+                None,
             )
             .await;
             pos += 1;

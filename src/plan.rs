@@ -1,5 +1,8 @@
 //! The plan: a validated configuration expanded into the ordered list of runs
 //! (suite × baseline × workload item × sweep point), grouped per baseline. Pure: no I/O.
+//! An item that searches for its load (`SEARCH`) is one run of the plan: its probes are
+//! decided while it runs (`crate::search`); the plan shows their budget, and its estimate is
+//! that many probes at `low`.
 //!
 //! Baseline keys follow LMBench's derivation exactly, so result files line up with users'
 //! history; a duplicate key gets a `_2`, `_3`… suffix and a warning. Each run's seed depends on
@@ -54,6 +57,58 @@ impl PlannedRun {
     /// Rough expected seconds (sending + drain).
     pub fn estimated_s(&self) -> f64 {
         self.point.estimated_s
+    }
+
+    /// What the run sweeps: `KEY=value`, or for a search its range and probe budget.
+    pub fn sweep_label(&self) -> String {
+        match &self.item.search {
+            Some(s) => format!(
+                "SLA search {} {}..{} (<= {} probes)",
+                s.axis.key(),
+                Num::float(s.low).label(),
+                Num::float(s.high).label(),
+                s.max_probes
+            ),
+            None => self.point.label(),
+        }
+    }
+}
+
+/// The seed of a point's request stream: the suite, the workload item and the point, not the
+/// baseline (every baseline receives the same stream; a probe of a search at a load gets the
+/// stream a listed point at that load would).
+pub fn point_seed(suite: &str, item: &WorkloadItem, point: &Point) -> u64 {
+    let value_label = point.sweep.value.map(|v| v.label()).unwrap_or_default();
+    fnv1a(&[
+        suite,
+        item.type_name,
+        &item.index.to_string(),
+        point.sweep.key,
+        &value_label,
+    ])
+}
+
+/// The points of an item as planned: its list, or for a search one run standing for its
+/// probes (at `low`, its estimate the whole budget's).
+fn planned_points(item: &WorkloadItem) -> Vec<Point> {
+    let Some(s) = &item.search else {
+        return item.spec.points();
+    };
+    let low = if s.axis.integer() {
+        Num {
+            value: s.low,
+            is_int: true,
+        }
+    } else {
+        Num::float(s.low)
+    };
+    match item.spec.search_point(s.axis, low) {
+        Ok(mut p) => {
+            p.estimated_s *= s.max_probes as f64;
+            vec![p]
+        }
+        // Checked when the item was validated.
+        Err(_) => Vec::new(),
     }
 }
 
@@ -130,6 +185,8 @@ impl RunPlan {
             qps_label: &'a str,
             seed: u64,
             estimated_s: f64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            search: Option<serde_json::Value>,
         }
         #[derive(Serialize)]
         struct PlanJson<'a> {
@@ -166,6 +223,11 @@ impl RunPlan {
                     qps_label: &r.point.qps_label,
                     seed: r.seed,
                     estimated_s: r.point.estimated_s,
+                    search: r.item.search.as_ref().map(|s| {
+                        let mut v = s.to_json();
+                        v["sla"] = s.sla.to_json();
+                        v
+                    }),
                 })
                 .collect(),
             estimated_total_s: self.estimated_total_s,
@@ -248,15 +310,8 @@ pub fn build(cfg: &LoadedConfig, session_id: String) -> RunPlan {
             total += b.ty.deploy_estimate_s;
             let mut runs = Vec::new();
             for item in &items {
-                for point in item.spec.points() {
-                    let value_label = point.sweep.value.map(|v| v.label()).unwrap_or_default();
-                    let seed = fnv1a(&[
-                        &suite.name,
-                        item.type_name,
-                        &item.index.to_string(),
-                        point.sweep.key,
-                        &value_label,
-                    ]);
+                for point in planned_points(item) {
+                    let seed = point_seed(&suite.name, item, &point);
                     total += point.estimated_s;
                     runs.push(PlannedRun {
                         index,
@@ -328,7 +383,7 @@ pub fn render_table(plan: &RunPlan) -> String {
                 r.baseline_key.clone(),
                 r.baseline_type.to_string(),
                 r.workload_name(),
-                r.point.label(),
+                r.sweep_label(),
                 fmt_duration(r.estimated_s()),
             ]
         })

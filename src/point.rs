@@ -4,6 +4,11 @@
 //! workload's own fields and the run's details become the point's [`ResultFile`].
 //!
 //! [`result_file`] is the last step on its own, a pure function of what the run produced.
+//!
+//! A probe of an SLA search (`crate::search`) is a point with an [`Sla`]: its collector also
+//! feeds a [`Watch`], which stops the point once it clearly cannot meet the SLA (in-flight
+//! requests are cancelled, nothing more is sent), and its result carries the verdict
+//! (`results.sla`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -16,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::CacheState;
 use crate::client::Client;
+use crate::measure::sla::{Sla, Stop, Verdict, Watch};
 use crate::measure::steady::{Steady, SteadyState, Window};
 use crate::measure::verdict::{self, Health, Measurement};
 use crate::measure::{Aggregator, Summary, SummaryContext};
@@ -59,6 +65,8 @@ pub struct RunOutcome {
     pub error: Option<String>,
     /// One-line figures for the end-of-suite summary.
     pub figures: String,
+    /// The point against its SLA, for a probe of an SLA search.
+    pub sla: Option<Verdict>,
 }
 
 impl RunOutcome {
@@ -70,6 +78,7 @@ impl RunOutcome {
             result_file: None,
             error: Some(error.into()),
             figures: String::new(),
+            sla: None,
         }
     }
 
@@ -81,6 +90,7 @@ impl RunOutcome {
             result_file: Some(path.to_path_buf()),
             error: None,
             figures: "already measured in this session (resumed)".into(),
+            sla: None,
         }
     }
 }
@@ -103,8 +113,13 @@ pub fn print_summary(outcomes: &[RunOutcome]) {
             (Some(e), false) => format!("{} ({e})", o.figures),
             (None, _) => o.figures.clone(),
         };
+        let probe = if o.run.item.search.is_some() {
+            "SLA probe "
+        } else {
+            ""
+        };
         eprintln!(
-            "{status} {} {} {}: {detail}",
+            "{status} {} {} {probe}{}: {detail}",
             o.run.baseline_key,
             o.run.workload_name(),
             o.run.point.label()
@@ -140,6 +155,10 @@ pub struct RunFacts {
     pub measurement: Option<Measurement>,
     /// The figures over the point's plateau, where it has one long enough.
     pub steady_state: Option<SteadyState>,
+    /// The SLA a probe of a search is judged against.
+    pub sla: Option<Sla>,
+    /// Why the point was stopped before its end (an SLA it clearly could not meet).
+    pub stopped_early: Option<Stop>,
 }
 
 /// The result file of `run`: the summary, the workload type's own fields and judgements, its
@@ -175,6 +194,21 @@ pub fn result_file(
     if let Some(s) = &facts.steady_state {
         results.insert("steady_state".into(), s.to_json());
     }
+    if let Some(stop) = &facts.stopped_early {
+        if let Some(Value::Array(w)) = results.get_mut("warnings") {
+            w.push(Value::String(format!(
+                "stopped early: {}; the figures cover the requests that finished before",
+                stop.why
+            )));
+        }
+    }
+    if let Some(sla) = &facts.sla {
+        let verdict = sla.judge(&results, facts.stopped_early.as_ref());
+        results.insert(
+            "sla".into(),
+            serde_json::to_value(verdict).unwrap_or(Value::Null),
+        );
+    }
     if let Some(m) = &facts.measurement {
         if let (Some(line), Some(Value::Array(w))) = (m.summary_line(), results.get_mut("warnings"))
         {
@@ -202,7 +236,8 @@ pub fn result_file(
         model: Some(facts.model.clone()),
         request_timeout_s: Some(facts.request_timeout.as_secs_f64()),
         tokenizer: Some(facts.tokenizer.clone()),
-        partial: Some(facts.stats.cancelled),
+        // A point stopped early by its SLA watch is complete: it ran as far as it needed to.
+        partial: Some(facts.stats.cancelled && facts.stopped_early.is_none()),
         scheduler: Some(facts.stats.clone()),
         workload_stats: facts.workload_stats.clone(),
     };
@@ -210,7 +245,9 @@ pub fn result_file(
 }
 
 /// Run `run` against `client`, write its files, and say how it went. `position` is the run's
-/// place among its baseline's runs (user ids never repeat between them).
+/// place among its baseline's runs (user ids never repeat between them); `sla`: the point is a
+/// probe of an SLA search, judged against it and stopped early when it clearly cannot meet it.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_point(
     run: &PlannedRun,
     client: &Client,
@@ -219,13 +256,15 @@ pub async fn run_point(
     suite: &SuiteContext,
     remaining_after_s: f64,
     cancel: &CancellationToken,
+    sla: Option<&Sla>,
 ) -> RunOutcome {
     let label = format!(
-        "[{}/{}] {} {} {}",
+        "[{}/{}] {} {} {}{}",
         run.index + 1,
         suite.total_runs,
         run.baseline_key,
         run.workload_name(),
+        if sla.is_some() { "SLA probe " } else { "" },
         run.point.label()
     );
     let prompt = match run.item.prompt_builder() {
@@ -309,12 +348,22 @@ pub async fn run_point(
         .with_progress(counters.clone())
         .with_token_counter(prompt.clone());
     let (tx, mut rx) = mpsc::unbounded_channel();
+    // Ctrl-C stops the run through `cancel`; the SLA watch through `stop` alone.
+    let stop = cancel.child_token();
+    let mut watch = sla.map(|s| (Watch::new(s.clone()), stop.clone()));
     // The collector owns the records: it streams them to disk and keeps only what the summary
     // needs.
     let collector = tokio::spawn(async move {
         let mut agg = Aggregator::new();
         let mut write_error = None;
+        let mut stopped = None;
         while let Some(rec) = rx.recv().await {
+            if let (Some((w, stop)), None) = (&mut watch, &stopped) {
+                if let Some(why) = w.add(&rec) {
+                    stop.cancel();
+                    stopped = Some(why);
+                }
+            }
             agg.add(&rec);
             counters.finished.fetch_add(1, Ordering::Relaxed);
             if !rec.ok() {
@@ -329,7 +378,7 @@ pub async fn run_point(
                 }
             }
         }
-        (writer, agg, write_error)
+        (writer, agg, write_error, stopped)
     });
     let started_at_unix_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -340,7 +389,15 @@ pub async fn run_point(
     let runner::Finished {
         stats,
         workload: wl,
-    } = runner::run(wl, client, cancel, tx).await;
+    } = runner::run(wl, client, &stop, tx).await;
+    let (mut writer, agg, write_error, stopped) = match collector.await {
+        Ok(x) => x,
+        Err(e) => return RunOutcome::failed(run, format!("collector task failed: {e}")),
+    };
+    let stopped_early = stopped.filter(|_| !cancel.is_cancelled());
+    if let Some(stop) = &stopped_early {
+        tracing::info!("{label}: stopped early: {}", stop.why);
+    }
     let health = Health {
         send_lag_budget_ms: suite.send_lag_budget_ms,
         process_cpu_s: crate::cpu::process_cpu()
@@ -350,13 +407,14 @@ pub async fn run_point(
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         open_files_limit: crate::limits::open_file_limits().map(|l| l.soft),
         cpu_wait_share: stats.cpu_wait.as_ref().map(|w| w.share),
-        not_sent: stats.not_sent,
+        // Requests a stopped probe did not send were left out on purpose.
+        not_sent: if stopped_early.is_some() {
+            0
+        } else {
+            stats.not_sent
+        },
         max_in_flight: stats.max_in_flight,
         concurrency_cap: wl.max_in_flight(),
-    };
-    let (mut writer, agg, write_error) = match collector.await {
-        Ok(x) => x,
-        Err(e) => return RunOutcome::failed(run, format!("collector task failed: {e}")),
     };
     let window = wl.window();
     let first = agg.first_sent();
@@ -384,12 +442,18 @@ pub async fn run_point(
         )),
         measurement: Some(verdict::judge(&summary, &health)),
         steady_state: steady_state(&mut writer, sent_span, summary.e2e_latency_ms.median),
+        sla: sla.cloned(),
+        stopped_early,
     };
     let result = result_file(run, &head, &summary, &facts);
     let path = match writer.finish(&result) {
         Ok(p) => p,
         Err(e) => return RunOutcome::failed(run, format!("cannot write the result file: {e}")),
     };
+    let verdict: Option<Verdict> = result
+        .results
+        .get("sla")
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
     let figures = figures(&result.results, facts.stats.finished);
     tracing::info!("{label}: {figures} -> {}", path.display());
     let ok_count = result
@@ -401,15 +465,17 @@ pub async fn run_point(
     if ok_count == 0 {
         error = Some(error.unwrap_or_else(|| "no request succeeded".into()));
     }
-    if facts.stats.cancelled {
+    let interrupted = facts.stats.cancelled && facts.stopped_early.is_none();
+    if interrupted {
         error = Some("interrupted: partial result".into());
     }
     RunOutcome {
         run: run.clone(),
-        ok: ok_count > 0 && !facts.stats.cancelled,
+        ok: ok_count > 0 && !interrupted,
         result_file: Some(path),
         error,
         figures,
+        sla: verdict,
     }
 }
 
@@ -458,6 +524,21 @@ fn figures(results: &Map<String, Value>, finished: u64) -> String {
         fmt_opt(num("target_qps")),
         fmt_opt(pick("send_lag_ms", "p99")),
     );
+    if let Some(sla) = results.get("sla") {
+        let binding = sla["binding"].as_str().unwrap_or("");
+        let check = sla["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == binding));
+        let value = check.map_or("-".into(), |c| fmt_opt(c["value"].as_f64()));
+        let limit = check.map_or("-".into(), |c| fmt_opt(c["limit"].as_f64()));
+        line.push_str(
+            &match (sla["pass"].as_bool(), sla["stopped_early"].as_str()) {
+                (_, Some(why)) => format!("; SLA missed, stopped early: {why}"),
+                (Some(true), _) => format!("; SLA met ({binding} {value} of {limit})"),
+                _ => format!("; SLA missed ({binding} {value} over {limit})"),
+            },
+        );
+    }
     // An invalid measurement says so, with its first reason and what to change.
     if let Some(m) = results.get("measurement").filter(|m| m["valid"] == false) {
         let r = &m["reasons"][0];

@@ -155,6 +155,7 @@ impl<'a> Checker<'a> {
             prefix,
             at,
             root,
+            searching: false,
         }
     }
 }
@@ -166,6 +167,7 @@ pub struct Item<'c, 'a> {
     prefix: String,
     at: Loc,
     root: &'c Path,
+    searching: bool,
 }
 
 /// A rule that failed; the problem is already recorded in the [`Checker`].
@@ -196,6 +198,32 @@ impl Item<'_, '_> {
     /// The folder paths resolve against (the folder of run-bench.yaml).
     pub fn root(&self) -> &Path {
         self.root
+    }
+
+    /// Whether the item searches for its load (`SEARCH`) instead of listing its points: its
+    /// list of points is then left out ([`Item::req_positive_list`]).
+    pub fn searching(&self) -> bool {
+        self.searching
+    }
+
+    /// Marks the item as searching (see [`Item::searching`]).
+    pub fn set_searching(&mut self, searching: bool) {
+        self.searching = searching;
+    }
+
+    /// A sweep list given beside `SEARCH`: reported (an item lists its points or searches).
+    pub fn list_beside_search<T>(&mut self, v: &O<T>, key: &str) -> Checked<()> {
+        match v {
+            Some(s) if self.searching => {
+                self.push(
+                    Some(&s.referenced),
+                    key,
+                    "given beside SEARCH: an item either lists its points or searches for its load",
+                );
+                Err(Invalid)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Record a problem with `key` at `at` (the item's location when `None`).
@@ -242,13 +270,17 @@ impl Item<'_, '_> {
         Ok(Some(s.value))
     }
 
-    /// A required non-empty list of positive numbers (QPS, rates, intervals).
+    /// A required non-empty list of positive numbers (QPS, rates, intervals); an item that
+    /// searches has none (and may not give one).
     pub fn req_positive_list(
         &mut self,
         v: &O<OneOrMany<Num>>,
         key: &str,
         allow_inf: bool,
     ) -> Checked<Vec<Num>> {
+        if self.searching {
+            return self.list_beside_search(v, key).map(|()| Vec::new());
+        }
         self.req(v, key)?;
         self.positive_list(v, key, allow_inf)?.ok_or(Invalid)
     }

@@ -24,7 +24,7 @@ macro_rules! assert_close {
 
 /// A successful record; the client's counts default to the server's prompt count (or 10) and
 /// the number of chunks.
-fn rec(
+pub(crate) fn rec(
     id: u64,
     due: f64,
     sent: f64,
@@ -58,7 +58,7 @@ fn rec(
     }
 }
 
-fn failed(id: u64, due: f64, sent: f64, end: f64, kind: ErrorKind) -> RequestRecord {
+pub(crate) fn failed(id: u64, due: f64, sent: f64, end: f64, kind: ErrorKind) -> RequestRecord {
     RequestRecord {
         first_token_s: None,
         chunk_times_s: Vec::new(),

@@ -111,6 +111,8 @@ fn results_are_byte_identical_to_the_golden_files() {
             cache_state: None,
             measurement: None,
             steady_state: None,
+            sla: None,
+            stopped_early: None,
         };
         let path = writer
             .finish(&result_file(&run, &head, &summary, &facts))

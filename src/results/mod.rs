@@ -37,6 +37,9 @@ pub const REQUESTS_SUFFIX: &str = ".requests.jsonl";
 /// Suffix of the comparison files, which share a suite folder with results but are not results.
 pub const COMPARISON_SUFFIX: &str = "_comparison.json";
 
+/// Suffix of the SLA search files (`crate::search`), which are not results either.
+pub const SLA_SUFFIX: &str = "_sla.json";
+
 /// One result file. Field order is the file's key order: LMBench's keys first, then lmbench's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultFile {
@@ -319,7 +322,10 @@ pub fn is_result_file(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         return false;
     };
-    name.ends_with(".json") && !name.ends_with(COMPARISON_SUFFIX) && !name.starts_with('.')
+    name.ends_with(".json")
+        && !name.ends_with(COMPARISON_SUFFIX)
+        && !name.ends_with(SLA_SUFFIX)
+        && !name.starts_with('.')
 }
 
 /// A complete result of a session, found in a suite folder.

@@ -86,10 +86,6 @@ impl RawWorkload for Raw {
             duration_s: duration?.unwrap_or(RANDOM_DEFAULT_DURATION_S),
         })
     }
-
-    fn tokenizer(&self) -> &O<String> {
-        &self.TOKENIZER
-    }
 }
 
 /// A validated Agentic item.

@@ -17,6 +17,7 @@
 
 use super::arrivals::{schedule_rate, vllm_schedule};
 use super::prompt::{mix_seed, PromptBuilder};
+use super::search::Axis;
 use super::{Point, RawWorkload, RunContext, Workload, WorkloadError, WorkloadSpec};
 use crate::config::{Checked, Invalid, Item, Num, OneOrMany, O};
 use crate::record::{Completed, Prompt, RequestSpec};
@@ -101,10 +102,6 @@ impl RawWorkload for Raw {
             seed: self.SEED.as_ref().map_or(0, |s| s.value) as u64,
         })
     }
-
-    fn tokenizer(&self) -> &O<String> {
-        &self.TOKENIZER
-    }
 }
 
 /// A validated PrefixRepetition item.
@@ -141,15 +138,26 @@ impl WorkloadSpec for Config {
     }
 
     fn points(&self) -> Vec<Point> {
-        let n = (self.per_prefix() * self.num_prefixes) as f64;
-        self.qps
-            .iter()
-            .map(|q| Point::qps(*q, n / q.value + 10.0))
-            .collect()
+        self.qps.iter().map(|q| self.qps_point(*q)).collect()
+    }
+
+    fn search_point(&self, axis: Axis, value: Num) -> Result<Point, String> {
+        match axis {
+            Axis::Qps => Ok(self.qps_point(value)),
+            _ => Err(format!("searches QPS only, not {}", axis.key())),
+        }
     }
 
     fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError> {
         Ok(Box::new(PrefixRepetition::new(self, point, ctx)?))
+    }
+}
+
+impl Config {
+    /// The point at rate `q`.
+    fn qps_point(&self, q: Num) -> Point {
+        let n = (self.per_prefix() * self.num_prefixes) as f64;
+        Point::qps(q, n / q.value + 10.0)
     }
 }
 

@@ -8,6 +8,7 @@
 //! (LMBench: words of random letters, about three tokens each) and a fixed closing sentence.
 
 use super::prompt::{mix_seed, PromptBuilder};
+use super::search::Axis;
 use super::{Point, RawWorkload, RunContext, Workload, WorkloadError, WorkloadSpec};
 use crate::config::{Checked, Item, Num, OneOrMany, O};
 use crate::record::{Completed, Prompt, RequestSpec};
@@ -54,10 +55,6 @@ impl RawWorkload for Raw {
             duration_s: duration?.unwrap_or(RANDOM_DEFAULT_DURATION_S),
         })
     }
-
-    fn tokenizer(&self) -> &O<String> {
-        &self.TOKENIZER
-    }
 }
 
 /// A validated Random item.
@@ -83,14 +80,25 @@ impl WorkloadSpec for Config {
     }
 
     fn points(&self) -> Vec<Point> {
-        self.qps
-            .iter()
-            .map(|q| Point::qps(*q, self.duration_s + 5.0))
-            .collect()
+        self.qps.iter().map(|q| self.qps_point(*q)).collect()
+    }
+
+    fn search_point(&self, axis: Axis, value: Num) -> Result<Point, String> {
+        match axis {
+            Axis::Qps => Ok(self.qps_point(value)),
+            _ => Err(format!("searches QPS only, not {}", axis.key())),
+        }
     }
 
     fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError> {
         Ok(Box::new(RandomQa::new(self, point, ctx)?))
+    }
+}
+
+impl Config {
+    /// The point at rate `q`.
+    fn qps_point(&self, q: Num) -> Point {
+        Point::qps(q, self.duration_s + 5.0)
     }
 }
 

@@ -24,6 +24,7 @@
 //! warmup set was empty for `START_ROUND ≤ 2`; here it exists whenever `START_ROUND ≥ 2`.
 
 use super::prompt::PromptBuilder;
+use super::search::Axis;
 use super::{Point, RawWorkload, RunContext, Workload, WorkloadError, WorkloadSpec};
 use crate::config::{Checked, Invalid, Item, Num, OneOrMany, O};
 use crate::record::{Completed, Message, Prompt, RequestSpec};
@@ -88,10 +89,6 @@ impl RawWorkload for Raw {
             dataset_path: dataset?,
         })
     }
-
-    fn tokenizer(&self) -> &O<String> {
-        &self.TOKENIZER
-    }
 }
 
 /// A validated ShareGPT item.
@@ -115,15 +112,26 @@ impl WorkloadSpec for Config {
     }
 
     fn points(&self) -> Vec<Point> {
-        let n = (self.limit as u64 * u64::from(self.min_rounds.max(1))) as f64;
-        self.qps
-            .iter()
-            .map(|q| Point::qps(*q, n / q.value + 10.0))
-            .collect()
+        self.qps.iter().map(|q| self.qps_point(*q)).collect()
+    }
+
+    fn search_point(&self, axis: Axis, value: Num) -> Result<Point, String> {
+        match axis {
+            Axis::Qps => Ok(self.qps_point(value)),
+            _ => Err(format!("searches QPS only, not {}", axis.key())),
+        }
     }
 
     fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError> {
         Ok(Box::new(ShareGpt::new(self, point, ctx)?))
+    }
+}
+
+impl Config {
+    /// The point at rate `q`.
+    fn qps_point(&self, q: Num) -> Point {
+        let n = (self.limit as u64 * u64::from(self.min_rounds.max(1))) as f64;
+        Point::qps(q, n / q.value + 10.0)
     }
 }
 

@@ -103,10 +103,6 @@ impl RawWorkload for Raw {
             kv_reuse_ratio: reuse?.unwrap_or(1.0),
         })
     }
-
-    fn tokenizer(&self) -> &O<String> {
-        &self.TOKENIZER
-    }
 }
 
 /// A validated StrictSynthetic item.

@@ -23,6 +23,7 @@
 //! warmup answer): the shared system prompt is cached, the measured users' contexts are not. Warmup records are excluded from metrics.
 
 use super::prompt::{mix_seed, PromptBuilder};
+use super::search::Axis;
 use super::MEASURED_START_LEAD_S;
 use super::{
     AnswerSlot, Point, RawWorkload, RunContext, TurnAhead, Workload, WorkloadError, WorkloadSpec,
@@ -86,10 +87,6 @@ impl RawWorkload for Raw {
             duration_s: duration?.unwrap_or(SYNTHETIC_DEFAULT_DURATION_S),
         })
     }
-
-    fn tokenizer(&self) -> &O<String> {
-        &self.TOKENIZER
-    }
 }
 
 /// A validated LMCacheSynthetic item.
@@ -121,11 +118,14 @@ impl WorkloadSpec for Config {
     }
 
     fn points(&self) -> Vec<Point> {
-        let warm = self.warmup_users as f64;
-        self.qps
-            .iter()
-            .map(|q| Point::qps(*q, self.duration_s + warm / q.value + 5.0))
-            .collect()
+        self.qps.iter().map(|q| self.qps_point(*q)).collect()
+    }
+
+    fn search_point(&self, axis: Axis, value: Num) -> Result<Point, String> {
+        match axis {
+            Axis::Qps => Ok(self.qps_point(value)),
+            _ => Err(format!("searches QPS only, not {}", axis.key())),
+        }
     }
 
     fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError> {
@@ -137,6 +137,14 @@ impl WorkloadSpec for Config {
             block.insert("USE_SHAREGPT".into(), json!(false));
         }
         block.insert("API_TYPE".into(), json!(api.as_str()));
+    }
+}
+
+impl Config {
+    /// The point at rate `q`.
+    fn qps_point(&self, q: Num) -> Point {
+        let warm = self.warmup_users as f64;
+        Point::qps(q, self.duration_s + warm / q.value + 5.0)
     }
 }
 

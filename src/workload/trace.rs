@@ -31,6 +31,7 @@
 //! (`BLOCK_SIZE: 32`).
 
 use super::prompt::{mix_seed, PromptBuilder};
+use super::search::Axis;
 use super::{Point, RawWorkload, RunContext, SweepPoint, Workload, WorkloadError, WorkloadSpec};
 use crate::cache::PromptReuse;
 use crate::config::{Checked, Invalid, Item, LooseBool, Num, OneOrMany, TraceDuration, O};
@@ -137,6 +138,7 @@ impl RawWorkload for Raw {
         let speed_up = c.positive(&self.SPEED_UP, "SPEED_UP");
         let time_scale = c.positive(&self.TIME_SCALE, "TIME_SCALE");
         let max_delay = c.positive(&self.MAX_DELAY, "MAX_DELAY");
+        let beside_search = c.list_beside_search(&self.QPS, "QPS");
         let qps = c.positive_list(&self.QPS, "QPS", false);
         let block = c.int(&self.BLOCK_SIZE, "BLOCK_SIZE", 1);
         let max_in = c.int(&self.MAX_INPUT_TOKENS, "MAX_INPUT_TOKENS", 1);
@@ -152,6 +154,7 @@ impl RawWorkload for Raw {
             }
             o => Ok(o.as_ref().is_some_and(|o| o.value == "skip")),
         };
+        beside_search?;
         Ok(Config {
             trace_file: trace_file?,
             start_time_s: start?,
@@ -167,10 +170,6 @@ impl RawWorkload for Raw {
             skip_overlong: skip?,
             salt_per_point: self.SALT_PER_POINT.as_ref().is_none_or(|v| v.value),
         })
-    }
-
-    fn tokenizer(&self) -> &O<String> {
-        &self.TOKENIZER
     }
 }
 
@@ -226,6 +225,11 @@ impl Config {
     pub fn trace_path(&self, root: &Path) -> PathBuf {
         root.join(TRACE_DIR).join(&self.trace_file)
     }
+
+    /// The QPS-mode point at rate `q`.
+    fn qps_point(&self, q: Num) -> Point {
+        Point::qps(q, self.duration_s.unwrap_or(600.0) + 10.0)
+    }
 }
 
 impl WorkloadSpec for Config {
@@ -246,11 +250,15 @@ impl WorkloadSpec for Config {
                 estimated_s: dur / self.speed() + 10.0,
             }]
         } else {
-            let dur = self.duration_s.unwrap_or(600.0);
-            self.qps
-                .iter()
-                .map(|q| Point::qps(*q, dur + 10.0))
-                .collect()
+            self.qps.iter().map(|q| self.qps_point(*q)).collect()
+        }
+    }
+
+    fn search_point(&self, axis: Axis, value: Num) -> Result<Point, String> {
+        match axis {
+            _ if self.timed => Err("a timed replay (PRESERVE_TIMING) has no load to search".into()),
+            Axis::Qps => Ok(self.qps_point(value)),
+            _ => Err(format!("searches QPS only, not {}", axis.key())),
         }
     }
 

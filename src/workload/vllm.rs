@@ -43,6 +43,7 @@
 
 use super::arrivals::{schedule_rate, vllm_schedule};
 use super::prompt::{mix_seed, PromptBuilder};
+use super::search::Axis;
 use super::{
     Point, PointResults, RawWorkload, RunContext, SweepPoint, Workload, WorkloadError, WorkloadSpec,
 };
@@ -235,6 +236,7 @@ impl RawWorkload for Raw {
             dataset: dataset?,
             dataset_path: path?,
             num_prompts: num_prompts?.unwrap_or(DEFAULT_NUM_PROMPTS) as usize,
+            rates_written: self.REQUEST_RATES.is_some(),
             rates: rates?.unwrap_or_else(|| vec![Num::float(1.0)]),
             temperature: temperature?.and(self.TEMPERATURE.as_ref().map(|t| t.value)),
             top_p: top_p?.and(self.TOP_P.as_ref().map(|t| t.value)),
@@ -258,10 +260,6 @@ impl RawWorkload for Raw {
             slo,
         })
     }
-
-    fn tokenizer(&self) -> &O<String> {
-        &self.TOKENIZER
-    }
 }
 
 /// A validated VLLMBenchmark item, LMBench's and vLLM's defaults filled in.
@@ -277,6 +275,8 @@ pub struct Config {
     pub num_prompts: usize,
     /// `REQUEST_RATES`: one point each (`.inf` sends everything at once).
     pub rates: Vec<Num>,
+    /// Whether `REQUEST_RATES` was given.
+    rates_written: bool,
     /// `TEMPERATURE`, sent when set.
     pub temperature: Option<Num>,
     /// `TOP_P`, sent when set.
@@ -319,6 +319,27 @@ pub struct Config {
     slo: Option<Slo>,
 }
 
+impl Config {
+    /// The point at request rate `r`.
+    fn rate_point(&self, r: Num) -> Point {
+        let n = self.num_prompts as f64;
+        let est = if r.value.is_finite() {
+            n / r.value
+        } else {
+            n * 0.05
+        };
+        Point {
+            sweep: SweepPoint {
+                key: "REQUEST_RATE",
+                value: Some(r),
+            },
+            qps: Some(r),
+            qps_label: r.label(),
+            estimated_s: est + 10.0,
+        }
+    }
+}
+
 impl WorkloadSpec for Config {
     fn prompt_reuse(&self) -> PromptReuse {
         if self.salt_per_point {
@@ -342,26 +363,42 @@ impl WorkloadSpec for Config {
     }
 
     fn points(&self) -> Vec<Point> {
-        let n = self.num_prompts as f64;
-        self.rates
-            .iter()
-            .map(|r| {
-                let est = if r.value.is_finite() {
-                    n / r.value
-                } else {
-                    n * 0.05
+        self.rates.iter().map(|r| self.rate_point(*r)).collect()
+    }
+
+    fn search_point(&self, axis: Axis, value: Num) -> Result<Point, String> {
+        match axis {
+            Axis::Qps if self.rates_written => {
+                Err("REQUEST_RATES is given: a QPS search sets the rate itself".into())
+            }
+            Axis::Qps => Ok(self.rate_point(value)),
+            Axis::MaxConcurrency if self.max_concurrency.is_some() => {
+                Err("MAX_CONCURRENCY is given: a MAX_CONCURRENCY search sets it itself".into())
+            }
+            Axis::MaxConcurrency if self.rates_written && self.rates.len() > 1 => Err(
+                "a MAX_CONCURRENCY search runs at one REQUEST_RATES value (default .inf)".into(),
+            ),
+            Axis::MaxConcurrency => {
+                // Without a rate, every request is due at once and the cap alone sets the load,
+                // as in vLLM's concurrency runs.
+                let rate = match self.rates_written {
+                    true => self.rates[0],
+                    false => Num::float(f64::INFINITY),
                 };
-                Point {
+                let c = Num {
+                    value: value.value.round().max(1.0),
+                    is_int: true,
+                };
+                Ok(Point {
                     sweep: SweepPoint {
-                        key: "REQUEST_RATE",
-                        value: Some(*r),
+                        key: axis.key(),
+                        value: Some(c),
                     },
-                    qps: Some(*r),
-                    qps_label: r.label(),
-                    estimated_s: est + 10.0,
-                }
-            })
-            .collect()
+                    qps_label: format!("{}-c{}", rate.label(), c.label()),
+                    ..self.rate_point(rate)
+                })
+            }
+        }
     }
 
     fn build(&self, point: &Point, ctx: &RunContext) -> Result<Box<dyn Workload>, WorkloadError> {
@@ -495,7 +532,15 @@ impl VllmBench {
             extra.insert("ignore_eos".into(), json!(true));
         }
         let slo = cfg.slo.clone();
-        let max_concurrency = cfg.max_concurrency.map(|c| c.max(1));
+        // A MAX_CONCURRENCY search's probe sets the cap.
+        let max_concurrency = match point.sweep {
+            SweepPoint {
+                key: "MAX_CONCURRENCY",
+                value: Some(c),
+            } => Some(c.value as usize),
+            _ => cfg.max_concurrency,
+        }
+        .map(|c| c.max(1));
         let mut head = Map::new();
         head.insert("backend".into(), json!(cfg.backend));
         head.insert("dataset".into(), json!(dataset));

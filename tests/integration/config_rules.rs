@@ -310,7 +310,7 @@ fn every_key_fixtures_validate() {
         ("run-bench-minikube.yaml", "valid (2 suite(s), 3 run(s))"),
         ("run-bench-gke.yaml", "valid (1 suite(s), 2 run(s))"),
         ("run-bench-nobench.yaml", "valid (4 suite(s), 27 run(s))"),
-        ("run-bench-added.yaml", "valid (1 suite(s), 4 run(s))"),
+        ("run-bench-added.yaml", "valid (1 suite(s), 6 run(s))"),
     ] {
         let out = Out::of(
             lmbench(Some(TOKEN))
@@ -420,10 +420,14 @@ fn every_key_added_types_plan() {
         ["Simulated", "Endpoint"]
     );
     let runs = runs(&plan);
-    assert_eq!(runs.len(), 4);
-    // An endpoint is not deployed: the estimate is the runs' alone.
-    assert_eq!(plan["estimated_total_s"], 2.0 + 2.0 * (30.0 + 20.0));
-    for (r, label) in runs.iter().zip(["2", "4.0", "2", "4.0"]) {
+    assert_eq!(runs.len(), 6);
+    // An endpoint is not deployed: the estimate is the runs' alone; the search's is its probe
+    // budget at its lowest load: 6 × (40 requests at 1 req/s + 10 s).
+    assert_eq!(
+        plan["estimated_total_s"],
+        2.0 + 2.0 * (30.0 + 20.0 + 6.0 * 50.0)
+    );
+    for (r, label) in runs.iter().zip(["2", "4.0", "1.0", "2", "4.0", "1.0"]) {
         assert_eq!(r["workload"], "PrefixRepetition");
         assert_eq!(r["workload_name"], "prefix_repetition");
         assert_eq!(r["sweep"]["key"], "QPS");
@@ -432,6 +436,80 @@ fn every_key_added_types_plan() {
     // ⌊40 / 4⌋ · 4 = 40 requests at 2 and 4 req/s, plus 10 s each for the drain.
     assert_eq!(runs[0]["estimated_s"], 30.0);
     assert_eq!(runs[1]["estimated_s"], 20.0);
+    assert_eq!(runs[0].get("search"), None);
+    assert_eq!(
+        runs[2]["search"],
+        serde_json::json!({
+            "over": "QPS", "low": 1.0, "high": 8.0, "precision": 0.1, "max_probes": 6,
+            "sla": {"ttft_p99_ms": 500.0, "tpot_p90_ms": 50.0, "max_error_rate": 0.01},
+        })
+    );
+    // The same stream at a load whichever baseline: the search's seed is its first probe's.
+    assert_eq!(runs[2]["seed"], runs[5]["seed"]);
+}
+
+#[test]
+fn sla_search_keys_are_checked() {
+    let t = Tree::new();
+    t.write("run-bench.yaml", &run_bench("Local-Flat", &["s.yaml"]));
+    let random = |extra: &str| RANDOM.replace("      QPS: [1]\n", extra);
+    // (workload items, [(line needle, key, expected)])
+    type Case = (String, Vec<(&'static str, &'static str, &'static str)>);
+    let cases: Vec<Case> = vec![
+        (
+            random("      QPS: [1]\n      SLA: {ttft_p97_ms: 5}\n      SEARCH: {low: 1, high: 0.5, precision: 2, max_probes: 1, step: 1}\n"),
+            vec![
+                ("QPS: [1]", "Workload.Random[0].QPS", "given beside SEARCH"),
+                ("SLA:", "Workload.Random[0].SLA.ttft_p97_ms", "expected <metric>_<stat>_ms"),
+                ("SEARCH:", "Workload.Random[0].SEARCH.precision", "from 0.001 to 1"),
+                ("SEARCH:", "Workload.Random[0].SEARCH.max_probes", "at least 2"),
+                ("SEARCH:", "Workload.Random[0].SEARCH.step", "expected low, high, precision, over or max_probes"),
+            ],
+        ),
+        (
+            random("      SEARCH: {low: 4, high: 2}\n"),
+            vec![("NUM_USERS", "Workload.Random[0]", "SEARCH needs SLA")],
+        ),
+        (
+            random("      SLA: {ttft_p99_ms: 500}\n      SEARCH: {low: 4, high: 2}\n"),
+            vec![("SEARCH:", "Workload.Random[0].SEARCH.high", "expected more than low (4)")],
+        ),
+        (
+            random("      SLA: {ttft_p99_ms: 500}\n      SEARCH: {low: 1, high: 8, over: MAX_CONCURRENCY}\n"),
+            vec![("SEARCH:", "Workload.Random[0].SEARCH", "searches QPS only, not MAX_CONCURRENCY")],
+        ),
+        (
+            "  VLLMBenchmark:\n    - DATASET_NAME: random\n      MAX_CONCURRENCY: 4\n      SLA: {e2el_p90_ms: 900}\n      SEARCH: {low: 1, high: 8.5, over: MAX_CONCURRENCY}\n".into(),
+            vec![
+                ("SEARCH:", "Workload.VLLMBenchmark[0].SEARCH", "MAX_CONCURRENCY is a whole number"),
+            ],
+        ),
+        (
+            "  VLLMBenchmark:\n    - DATASET_NAME: random\n      MAX_CONCURRENCY: 4\n      SLA: {e2el_p90_ms: 900}\n      SEARCH: {low: 1, high: 8, over: MAX_CONCURRENCY}\n".into(),
+            vec![(
+                "SEARCH:",
+                "Workload.VLLMBenchmark[0].SEARCH",
+                "MAX_CONCURRENCY is given: a MAX_CONCURRENCY search sets it itself",
+            )],
+        ),
+    ];
+    for (workload, wants) in cases {
+        let text = spec(SIM, &workload);
+        t.write("0-bench-specs/s.yaml", &text);
+        let out = t.cmd(&["validate", "-c", "run-bench.yaml"], None);
+        let wants: Vec<Want> = wants
+            .iter()
+            .map(|(at, key, expected)| {
+                want(
+                    "0-bench-specs/s.yaml",
+                    Some(line_of(&text, at)),
+                    key,
+                    expected,
+                )
+            })
+            .collect();
+        assert_rejected(&out, &wants);
+    }
 }
 
 #[test]
