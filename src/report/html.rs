@@ -28,6 +28,8 @@ pub struct Page<'a> {
     pub pngs: &'a [Option<Vec<u8>>],
     /// Problems of the report itself (unreadable files, a plot that failed).
     pub notes: &'a [String],
+    /// The SLA searches of the sessions shown.
+    pub sla: &'a [crate::results::sla::SlaFile],
     /// When the page was generated, as text.
     pub generated_at: String,
 }
@@ -160,6 +162,7 @@ pub fn render(page: &Page) -> String {
     );
     header(&mut h, page);
     warnings_section(&mut h, page);
+    super::sla::section(&mut h, page.sla);
     for (i, g) in page.groups.iter().enumerate() {
         workload_section(&mut h, page, i, g);
     }

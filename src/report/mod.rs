@@ -10,7 +10,7 @@
 //! - [`load`] reads result files, chooses sessions, groups into workloads and series;
 //! - [`compare`] builds the comparison JSON;
 //! - [`plot`] draws the comparison PNG (plotters, embedded DejaVu Sans);
-//! - [`html`] renders `report.html`.
+//! - [`html`] renders `report.html`, with the SLA searches of `<WORKLOAD>_sla.json` from `sla`.
 //!
 //! The `lmbench report` command itself (printing the files, the exit code) is in `commands`.
 
@@ -18,6 +18,7 @@ pub mod compare;
 pub mod html;
 pub mod load;
 pub mod plot;
+mod sla;
 
 use std::path::{Path, PathBuf};
 
@@ -161,6 +162,7 @@ pub fn generate(suite_dir: &Path, selection: &Selection) -> Result<Generated, Re
         }
     }
 
+    let sla = sla::read(suite_dir, &shown, &mut notes);
     let page = html::Page {
         suite: &suite,
         shown: &shown,
@@ -169,6 +171,7 @@ pub fn generate(suite_dir: &Path, selection: &Selection) -> Result<Generated, Re
         groups: &groups,
         pngs: &pngs,
         notes: &notes,
+        sla: &sla,
         generated_at: chrono::Local::now()
             .format("%Y-%m-%d %H:%M:%S %:z")
             .to_string(),

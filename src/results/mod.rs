@@ -14,6 +14,7 @@
 //! silently replaced earlier runs): a taken name gets a `-1`, `-2`, … suffix after the
 //! timestamp, and the JSON is written atomically without clobbering.
 
+pub mod sla;
 mod writer;
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod limits;
 mod multiturn;
 mod prefix_repetition;
 mod report;
+mod sla;
 mod trace;
 mod upload;
 mod util;
