@@ -128,9 +128,9 @@ fn sla_search_matches_a_dense_scan_with_fewer_probes() {
         .expect("the scan's top misses the SLA");
     let scan_pass = judged
         .iter()
-        .filter(|(q, ok)| *ok && *q < scan_fail)
+        .rev()
+        .find(|(q, ok)| *ok && *q < scan_fail)
         .map(|(q, _)| *q)
-        .last()
         .expect("the scan's bottom meets the SLA");
     assert!(
         max_load >= scan_pass / (1.0 + PRECISION) - 1e-9 && max_load <= scan_fail,
