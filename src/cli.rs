@@ -72,6 +72,11 @@ pub struct ConfigArg {
     /// (relative to 0-bench-specs/, or absolute). Repeatable.
     #[arg(long = "spec", value_name = "SPEC")]
     pub specs: Vec<String>,
+    /// Run every point this many times (each workload item's REPEATS, overridden; SLA search
+    /// probes run once): each repeat with its own request stream, and the last one's result
+    /// holds the mean, spread and 95 % confidence interval of the headline metrics.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeats: Option<u32>,
 }
 
 /// `lmbench plan`.
@@ -206,6 +211,7 @@ impl ConfigArg {
         ConfigSource {
             path: self.config.clone(),
             specs: self.specs.clone(),
+            repeats: self.repeats,
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct ConfigSource {
     pub path: Option<PathBuf>,
     /// `--spec`: spec files or folders replacing run-bench.yaml's list.
     pub specs: Vec<String>,
+    /// `--repeats`: every item's REPEATS, overridden (searching items excepted).
+    pub repeats: Option<u32>,
 }
 
 /// `lmbench run`'s options as given.
@@ -182,7 +184,14 @@ fn load_config(src: &ConfigSource) -> Result<(ResolvedConfig, LoadedConfig), Exi
         suite::load_with_specs(&resolved.path, token.as_deref(), &src.specs)
     };
     match loaded {
-        Ok(cfg) => {
+        Ok(mut cfg) => {
+            if let Some(n) = src.repeats {
+                for item in cfg.suites.iter_mut().flat_map(|s| s.workloads.iter_mut()) {
+                    if item.search.is_none() {
+                        item.repeats = n;
+                    }
+                }
+            }
             for w in &cfg.warnings {
                 tracing::warn!("{w}");
             }

@@ -38,6 +38,7 @@ pub mod plan;
 pub mod point;
 pub mod progress;
 pub mod record;
+pub mod repeats;
 pub mod report;
 pub mod results;
 pub mod search;

@@ -17,7 +17,7 @@ use crate::deploy::{DeployError, DeployOptions, Deployment, Endpoint};
 use crate::exit::ExitCode;
 use crate::infra::InfraGuard;
 use crate::plan::{BaselineRuns, PlannedRun, RunPlan};
-use crate::point::{print_summary, run_point, RunOutcome, SuiteContext};
+use crate::point::{print_summary, run_point, Role, RunOutcome, SuiteContext};
 use crate::record::ApiType;
 use crate::results::Serving;
 use crate::suite::LoadedConfig;
@@ -262,7 +262,13 @@ pub fn completed_runs(results_dir: &Path, plan: &RunPlan) -> HashMap<usize, Path
                 Some(k) => *k == planned.baseline_key,
                 None => name.starts_with(&format!("{}_{workload}_", planned.baseline_key)),
             };
-            if planned.suite == suite && c.workload == workload && same_key {
+            // A point with repeats is done once its last repeat is.
+            let repeats = planned.item.repeats.max(1);
+            let last = match c.repeat {
+                None => repeats == 1,
+                Some(r) => r.of == repeats && r.n == repeats,
+            };
+            if planned.suite == suite && c.workload == workload && same_key && last {
                 out.insert(planned.index, c.path);
             }
         }
@@ -428,33 +434,16 @@ async fn run_points(
             continue;
         }
         let remaining = remaining_after(plan, run.index);
-        let mut os = if run.item.search.is_some() {
-            crate::search::run_search(
-                run,
-                &client,
-                serving.clone(),
-                &mut position,
-                suite,
-                remaining,
-                cancel,
-            )
-            .await
-        } else {
-            position += 1;
-            vec![
-                run_point(
-                    run,
-                    &client,
-                    serving.clone(),
-                    position - 1,
-                    suite,
-                    remaining,
-                    cancel,
-                    None,
-                )
-                .await,
-            ]
-        };
+        let mut os = run_one(
+            run,
+            &client,
+            serving.clone(),
+            &mut position,
+            suite,
+            remaining,
+            cancel,
+        )
+        .await;
         // An engine that died during the run: its records and result are kept (partial), but
         // the run failed.
         if let (Some(reason), Some(o)) = (dep.exit_reason(), os.last_mut()) {
@@ -474,6 +463,44 @@ async fn run_points(
         outcomes.append(&mut os);
     }
     outcomes
+}
+
+/// One planned run: a point, its repeats, or an SLA search's probes. `position` counts the
+/// baseline's points so far.
+async fn run_one(
+    run: &PlannedRun,
+    client: &Client,
+    serving: Serving,
+    position: &mut u64,
+    suite: &SuiteContext,
+    remaining: f64,
+    cancel: &CancellationToken,
+) -> Vec<RunOutcome> {
+    if run.item.search.is_some() {
+        return crate::search::run_search(run, client, serving, position, suite, remaining, cancel)
+            .await;
+    }
+    if run.item.repeats > 1 {
+        let n = run.item.repeats;
+        return crate::repeats::run_repeats(
+            run, n, client, serving, position, suite, remaining, cancel,
+        )
+        .await;
+    }
+    *position += 1;
+    vec![
+        run_point(
+            run,
+            client,
+            serving,
+            *position - 1,
+            suite,
+            remaining,
+            cancel,
+            Role::default(),
+        )
+        .await,
+    ]
 }
 
 /// A streaming client for `endpoint`.
@@ -534,34 +561,18 @@ async fn run_against_existing(
             run.baseline_key = key.clone();
             run.baseline_type = "existing-endpoint";
             let remaining = remaining_after(plan, run.index);
-            if run.item.search.is_some() {
-                outcomes.extend(
-                    crate::search::run_search(
-                        &run,
-                        &client,
-                        Serving::default(),
-                        &mut pos,
-                        suite,
-                        remaining,
-                        cancel,
-                    )
-                    .await,
-                );
-                continue;
-            }
-            let o = run_point(
-                &run,
-                &client,
-                Serving::default(),
-                pos,
-                suite,
-                remaining,
-                cancel,
-                None,
-            )
-            .await;
-            pos += 1;
-            outcomes.push(o);
+            outcomes.extend(
+                run_one(
+                    &run,
+                    &client,
+                    Serving::default(),
+                    &mut pos,
+                    suite,
+                    remaining,
+                    cancel,
+                )
+                .await,
+            );
         }
     }
     outcomes

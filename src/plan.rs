@@ -54,9 +54,9 @@ impl PlannedRun {
         &self.point.qps_label
     }
 
-    /// Rough expected seconds (sending + drain).
+    /// Rough expected seconds (sending + drain), every repeat included.
     pub fn estimated_s(&self) -> f64 {
-        self.point.estimated_s
+        self.point.estimated_s * f64::from(self.item.repeats.max(1))
     }
 
     /// What the run sweeps: `KEY=value`, or for a search its range and probe budget.
@@ -69,6 +69,9 @@ impl PlannedRun {
                 Num::float(s.high).label(),
                 s.max_probes
             ),
+            None if self.item.repeats > 1 => {
+                format!("{} x{}", self.point.label(), self.item.repeats)
+            }
             None => self.point.label(),
         }
     }
@@ -187,6 +190,8 @@ impl RunPlan {
             estimated_s: f64,
             #[serde(skip_serializing_if = "Option::is_none")]
             search: Option<serde_json::Value>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            repeats: Option<u32>,
         }
         #[derive(Serialize)]
         struct PlanJson<'a> {
@@ -222,7 +227,8 @@ impl RunPlan {
                     sweep: &r.point.sweep,
                     qps_label: &r.point.qps_label,
                     seed: r.seed,
-                    estimated_s: r.point.estimated_s,
+                    estimated_s: r.estimated_s(),
+                    repeats: (r.item.repeats > 1).then_some(r.item.repeats),
                     search: r.item.search.as_ref().map(|s| {
                         let mut v = s.to_json();
                         v["sla"] = s.sla.to_json();
@@ -312,7 +318,7 @@ pub fn build(cfg: &LoadedConfig, session_id: String) -> RunPlan {
             for item in &items {
                 for point in planned_points(item) {
                     let seed = point_seed(&suite.name, item, &point);
-                    total += point.estimated_s;
+                    total += point.estimated_s * f64::from(item.repeats.max(1));
                     runs.push(PlannedRun {
                         index,
                         suite: suite.name.clone(),

@@ -5,10 +5,12 @@
 //!
 //! [`result_file`] is the last step on its own, a pure function of what the run produced.
 //!
-//! A probe of an SLA search (`crate::search`) is a point with an [`Sla`]: its collector also
-//! feeds a [`Watch`], which stops the point once it clearly cannot meet the SLA (in-flight
-//! requests are cancelled, nothing more is sent), and its result carries the verdict
-//! (`results.sla`).
+//! A point may have a [`Role`] besides: a probe of an SLA search (`crate::search`) has an
+//! [`Sla`]: its collector also feeds a [`Watch`], which stops the point once it clearly cannot
+//! meet the SLA (in-flight requests are cancelled, nothing more is sent), and its result
+//! carries the verdict (`results.sla`). One repeat of several (`crate::repeats`) says which it
+//! is (`lmbench.run.repeat`); the last also carries the spread over all of them
+//! (`results.repeats`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -27,7 +29,9 @@ use crate::measure::verdict::{self, Health, Measurement};
 use crate::measure::{Aggregator, Summary, SummaryContext};
 use crate::plan::PlannedRun;
 use crate::record::ApiType;
-use crate::results::{ResultFile, ResultHead, ResultName, ResultWriter, RunInfo, Serving};
+use crate::results::{
+    RepeatOf, ResultFile, ResultHead, ResultName, ResultWriter, RunInfo, Serving,
+};
 use crate::workload::runner::{self, RunStats};
 use crate::workload::{PointResults, RunContext};
 
@@ -52,6 +56,36 @@ pub struct SuiteContext {
     pub total_runs: usize,
 }
 
+/// What a point is besides a planned run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Role<'a> {
+    /// A probe of an SLA search: judged against this SLA, stopped early when it clearly
+    /// cannot meet it.
+    pub sla: Option<&'a Sla>,
+    /// One repeat of several.
+    pub repeat: Option<Repeat<'a>>,
+}
+
+/// One repeat of a point, and the repeats before it.
+#[derive(Debug, Clone, Copy)]
+pub struct Repeat<'a> {
+    /// Which.
+    pub of: RepeatOf,
+    /// The earlier repeats' results (for the last one's spread).
+    pub earlier: &'a [RepeatRun],
+}
+
+/// A finished repeat.
+#[derive(Debug, Clone)]
+pub struct RepeatRun {
+    /// Which.
+    pub n: u32,
+    /// Its result file's name.
+    pub file: String,
+    /// Its `results` object.
+    pub results: Map<String, Value>,
+}
+
 /// How one run ended.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
@@ -67,6 +101,8 @@ pub struct RunOutcome {
     pub figures: String,
     /// The point against its SLA, for a probe of an SLA search.
     pub sla: Option<Verdict>,
+    /// The result's `results` object, for the repeats after it.
+    pub results: Option<Map<String, Value>>,
 }
 
 impl RunOutcome {
@@ -79,6 +115,7 @@ impl RunOutcome {
             error: Some(error.into()),
             figures: String::new(),
             sla: None,
+            results: None,
         }
     }
 
@@ -91,6 +128,7 @@ impl RunOutcome {
             error: None,
             figures: "already measured in this session (resumed)".into(),
             sla: None,
+            results: None,
         }
     }
 }
@@ -159,6 +197,8 @@ pub struct RunFacts {
     pub sla: Option<Sla>,
     /// Why the point was stopped before its end (an SLA it clearly could not meet).
     pub stopped_early: Option<Stop>,
+    /// Which repeat of its point, and the earlier repeats' results.
+    pub repeat: Option<(RepeatOf, Vec<RepeatRun>)>,
 }
 
 /// The result file of `run`: the summary, the workload type's own fields and judgements, its
@@ -209,6 +249,9 @@ pub fn result_file(
             serde_json::to_value(verdict).unwrap_or(Value::Null),
         );
     }
+    if let Some((of, earlier)) = facts.repeat.as_ref().filter(|(of, _)| of.n == of.of) {
+        results.insert("repeats".into(), repeats_json(*of, earlier, &results));
+    }
     if let Some(m) = &facts.measurement {
         if let (Some(line), Some(Value::Array(w))) = (m.summary_line(), results.get_mut("warnings"))
         {
@@ -240,13 +283,25 @@ pub fn result_file(
         partial: Some(facts.stats.cancelled && facts.stopped_early.is_none()),
         scheduler: Some(facts.stats.clone()),
         workload_stats: facts.workload_stats.clone(),
+        repeat: facts.repeat.as_ref().map(|(of, _)| *of),
     };
     ResultFile::new(head, results, workload, info)
 }
 
+/// `results.repeats` of the last repeat: every repeat's headline figures and their spread.
+fn repeats_json(of: RepeatOf, earlier: &[RepeatRun], last: &Map<String, Value>) -> Value {
+    let mut all: Vec<(u32, Option<&str>, &Map<String, Value>)> = earlier
+        .iter()
+        .map(|r| (r.n, Some(r.file.as_str()), &r.results))
+        .collect();
+    // This file's own name is the file itself.
+    all.push((of.n, None, last));
+    crate::measure::repeats::summary(of.of, &all)
+}
+
 /// Run `run` against `client`, write its files, and say how it went. `position` is the run's
-/// place among its baseline's runs (user ids never repeat between them); `sla`: the point is a
-/// probe of an SLA search, judged against it and stopped early when it clearly cannot meet it.
+/// place among its baseline's points (user ids never repeat between them); `role`: what else
+/// the point is (a probe of an SLA search, one repeat of several).
 #[allow(clippy::too_many_arguments)]
 pub async fn run_point(
     run: &PlannedRun,
@@ -256,16 +311,21 @@ pub async fn run_point(
     suite: &SuiteContext,
     remaining_after_s: f64,
     cancel: &CancellationToken,
-    sla: Option<&Sla>,
+    role: Role<'_>,
 ) -> RunOutcome {
+    let sla = role.sla;
     let label = format!(
-        "[{}/{}] {} {} {}{}",
+        "[{}/{}] {} {} {}{}{}",
         run.index + 1,
         suite.total_runs,
         run.baseline_key,
         run.workload_name(),
         if sla.is_some() { "SLA probe " } else { "" },
-        run.point.label()
+        run.point.label(),
+        role.repeat.map_or(String::new(), |r| format!(
+            " repeat {} of {}",
+            r.of.n, r.of.of
+        )),
     );
     let prompt = match run.item.prompt_builder() {
         Ok(p) => p,
@@ -282,6 +342,7 @@ pub async fn run_point(
         seed: run.seed,
         user_id_base: position * 1_000_000,
         duration_override_s: suite.duration_override_s,
+        repeat: role.repeat.map_or(1, |r| r.of.n),
     };
     let wl = match run.item.spec.build(&run.point, &ctx) {
         Ok(w) => w,
@@ -352,12 +413,34 @@ pub async fn run_point(
     let stop = cancel.child_token();
     let mut watch = sla.map(|s| (Watch::new(s.clone()), stop.clone()));
     // The collector owns the records: it streams them to disk and keeps only what the summary
-    // needs.
+    // needs. With a watch, it also looks at the counts of sent and finished requests each
+    // second.
+    let watch_counts = counters.clone();
     let collector = tokio::spawn(async move {
         let mut agg = Aggregator::new();
         let mut write_error = None;
         let mut stopped = None;
-        while let Some(rec) = rx.recv().await {
+        let started = std::time::Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let rec = tokio::select! {
+                r = rx.recv() => match r {
+                    Some(r) => r,
+                    None => break,
+                },
+                _ = tick.tick(), if watch.is_some() && stopped.is_none() => {
+                    if let Some((w, stop)) = &mut watch {
+                        let sent = watch_counts.sent.load(Ordering::Relaxed);
+                        let finished = watch_counts.finished.load(Ordering::Relaxed);
+                        if let Some(why) = w.tick(started.elapsed().as_secs_f64(), sent, finished) {
+                            stop.cancel();
+                            stopped = Some(why);
+                        }
+                    }
+                    continue;
+                }
+            };
             if let (Some((w, stop)), None) = (&mut watch, &stopped) {
                 if let Some(why) = w.add(&rec) {
                     stop.cancel();
@@ -444,6 +527,7 @@ pub async fn run_point(
         steady_state: steady_state(&mut writer, sent_span, summary.e2e_latency_ms.median),
         sla: sla.cloned(),
         stopped_early,
+        repeat: role.repeat.map(|r| (r.of, r.earlier.to_vec())),
     };
     let result = result_file(run, &head, &summary, &facts);
     let path = match writer.finish(&result) {
@@ -476,6 +560,7 @@ pub async fn run_point(
         error,
         figures,
         sla: verdict,
+        results: Some(result.results),
     }
 }
 

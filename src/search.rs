@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::Client;
 use crate::config::Num;
 use crate::plan::{point_seed, PlannedRun};
-use crate::point::{run_point, RunOutcome, SuiteContext};
+use crate::point::{run_point, Role, RunOutcome, SuiteContext};
 use crate::results::sla::{Probe, SearchResult, SlaFile};
 use crate::results::Serving;
 use crate::workload::search::{Bisection, SearchSpec, Status};
@@ -92,7 +92,10 @@ pub async fn run_search(
             suite,
             remaining_after_s,
             cancel,
-            Some(&spec.sla),
+            Role {
+                sla: Some(&spec.sla),
+                repeat: None,
+            },
         )
         .await;
         *position += 1;

@@ -187,6 +187,7 @@ pub fn send_lag(a: &SendLagArgs) -> anyhow::Result<()> {
                 seed: run.seed,
                 user_id_base: 0,
                 duration_override_s: None,
+                repeat: 1,
             };
             let wl = run
                 .item

@@ -10,6 +10,7 @@
 //! requests only; failures are counted by cause; send lag and the achieved rate use every
 //! non-warmup request, since a failed request was still sent.
 
+pub mod repeats;
 pub mod sla;
 mod stats;
 pub mod steady;

@@ -11,7 +11,11 @@
 //! [`Watch`] sees each record as it is collected. A probe of an SLA search that is clearly over
 //! capacity need not run to its end: once most of the latest [`WATCH_WINDOW`] measured requests
 //! miss a percentile limit (a queue that has built up shows as every new request missing the
-//! TTFT limit), or fail, the point is stopped and says why.
+//! TTFT limit), or fail, the point is stopped and says why. A server so far behind that few
+//! requests finish at all is caught by [`Watch::tick`], from the counts of requests sent and
+//! finished each second: over [`BACKLOG_WINDOW_S`] it finished at most half of what was sent
+//! and what is in flight grew by at least a quarter of it (a backlog that only grows breaks
+//! any latency limit).
 
 use std::collections::VecDeque;
 
@@ -23,6 +27,12 @@ use crate::record::{ErrorKind, RequestRecord};
 
 /// The latest measured requests [`Watch`] looks at.
 pub const WATCH_WINDOW: usize = 20;
+
+/// Seconds of sent/finished counts [`Watch::tick`] looks at.
+pub const BACKLOG_WINDOW_S: f64 = 5.0;
+
+/// Fewest requests sent over the backlog window for it to judge.
+const BACKLOG_MIN_SENT: u64 = 10;
 
 /// A latency metric of the result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,6 +340,8 @@ pub struct Watch {
     sla: Sla,
     /// Per latest measured request: whether it failed, and its value of each limit's metric.
     recent: VecDeque<(bool, Vec<Option<f64>>)>,
+    /// `(seconds, sent, finished)` samples of the last [`BACKLOG_WINDOW_S`] and a bit.
+    counts: VecDeque<(f64, u64, u64)>,
 }
 
 impl Watch {
@@ -338,7 +350,50 @@ impl Watch {
         Watch {
             sla,
             recent: VecDeque::with_capacity(WATCH_WINDOW + 1),
+            counts: VecDeque::new(),
         }
+    }
+
+    /// Takes in the counts of requests sent and finished so far, `now_s` seconds into the
+    /// point (about once a second); `Some` once a backlog has clearly built up. Only an SLA with
+    /// a latency limit is judged this way (a backlog breaks latencies, not the error rate).
+    pub fn tick(&mut self, now_s: f64, sent: u64, finished: u64) -> Option<Stop> {
+        let limit = self
+            .sla
+            .limits
+            .iter()
+            .find(|l| l.metric == Metric::Ttft)
+            .or(self.sla.limits.first())?
+            .name();
+        self.counts.push_back((now_s, sent, finished));
+        while self
+            .counts
+            .get(1)
+            .is_some_and(|(t, _, _)| now_s - t >= BACKLOG_WINDOW_S)
+        {
+            self.counts.pop_front();
+        }
+        let &(t0, sent0, finished0) = self.counts.front()?;
+        if now_s - t0 < BACKLOG_WINDOW_S {
+            return None;
+        }
+        let sent_in = sent.saturating_sub(sent0);
+        let finished_in = finished.saturating_sub(finished0);
+        let (before, now) = (
+            sent0.saturating_sub(finished0),
+            sent.saturating_sub(finished),
+        );
+        let over = sent_in >= BACKLOG_MIN_SENT
+            && 2 * finished_in <= sent_in
+            && 4 * now.saturating_sub(before) >= sent_in;
+        over.then(|| Stop {
+            limit,
+            why: format!(
+                "in the last {:.0} s the server finished {finished_in} requests while \
+                 {sent_in} were sent; {now} in flight, up from {before}: over capacity",
+                now_s - t0
+            ),
+        })
     }
 
     /// Takes in a finished request; `Some` once the point clearly cannot meet the SLA.
@@ -567,6 +622,34 @@ mod tests {
             };
             assert_eq!(w.add(&r), None);
         }
+    }
+
+    #[test]
+    fn the_watch_stops_a_backlog_that_only_grows() {
+        let s = sla("{ttft_p99_ms: 500}").unwrap();
+        // 8 sent a second; the server finishes 5 a second: keeps up with most of it.
+        let mut w = Watch::new(s.clone());
+        for t in 0..30u64 {
+            assert_eq!(w.tick(t as f64, 8 * t, 5 * t), None, "{t} s");
+        }
+        // It finishes 1 a second: stopped once 5 s of counts are in (sent 40, finished 5,
+        // in flight 7 → 42).
+        let mut w = Watch::new(s.clone());
+        let stop = (0..30u64)
+            .find_map(|t| w.tick(t as f64, 8 * t, t).map(|s| (t, s)))
+            .expect("stopped");
+        assert_eq!(stop.0, 5);
+        assert_eq!(stop.1.limit, "ttft_p99_ms");
+        assert!(
+            stop.1.why.starts_with("in the last 5 s the server finished 5 requests while 40 were sent; 35 in flight, up from 0"),
+            "{}",
+            stop.1.why
+        );
+        // A closed loop (sends follow finishes) is never a backlog; nor is an error-rate SLA.
+        let mut w = Watch::new(s);
+        assert!((0..30u64).all(|t| w.tick(t as f64, 4 + 3 * t, 3 * t).is_none()));
+        let mut w = Watch::new(sla("{max_error_rate: 0.1}").unwrap());
+        assert!((0..30u64).all(|t| w.tick(t as f64, 8 * t, 0).is_none()));
     }
 
     #[test]

@@ -201,6 +201,8 @@ const FOUR_DP_KEYS: &[&str] = &[
     // Steady state (`measure::steady`).
     "window_s",
     "mean_in_flight",
+    // Repeats (`measure::repeats`).
+    "cv",
 ];
 
 impl Summary {

@@ -113,6 +113,7 @@ fn results_are_byte_identical_to_the_golden_files() {
             steady_state: None,
             sla: None,
             stopped_early: None,
+            repeat: None,
         };
         let path = writer
             .finish(&result_file(&run, &head, &summary, &facts))

@@ -77,6 +77,7 @@ th, td { border: 1px solid var(--line); padding: 4px 7px; }
 th { background: var(--head); font-weight: 600; text-align: center; }
 td { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.l { text-align: left; }
+td.ci { white-space: nowrap; }
 tbody tr:nth-child(even) td { background: #fafbfc; }
 tr.warn td { background: var(--warn) !important; }
 tr.old td { color: var(--muted); font-style: italic; }
@@ -364,8 +365,34 @@ fn row_start(h: &mut String, g: &WorkloadGroup, i: usize) {
         c.1,
         c.2,
         escape(&g.series[s].label),
-        escape(&r.point_label())
+        escape(&match r.results["repeats"]["n"].as_u64() {
+            Some(n) => format!("{} (x{n})", r.point_label()),
+            None => r.point_label(),
+        })
     );
+}
+
+/// A table cell of a metric: the value, or for a point with repeats the mean over them ± the
+/// half-width of its 95 % confidence interval (the spread in the cell's title).
+fn metric_cell(r: &RunResult, block: &str, stat: &str) -> String {
+    let metric = format!("{block}.{stat}");
+    let Some(s) = r.spread(&metric) else {
+        return format!("<td>{}</td>", num(r.stat(block, stat)));
+    };
+    let mean = s["mean"].as_f64();
+    match r.ci95(&metric) {
+        Some((lo, hi)) => format!(
+            "<td class=\"ci\" title=\"n={}, sd {}, CV {}, 95 % CI {}–{}\">{} ± {}</td>",
+            s["n"],
+            num(s["std"].as_f64()),
+            num(s["cv"].as_f64()),
+            num(Some(lo)),
+            num(Some(hi)),
+            num(mean),
+            num(Some((hi - lo) / 2.0)),
+        ),
+        None => format!("<td>{}</td>", num(mean)),
+    }
 }
 
 fn latency_table(h: &mut String, g: &WorkloadGroup) {
@@ -375,8 +402,19 @@ fn latency_table(h: &mut String, g: &WorkloadGroup) {
         ("inter_token_latency_ms", "ITL (per chunk)"),
         ("e2e_latency_ms", "E2E latency"),
     ];
+    h.push_str("<h3>Latency (ms)</h3>\n");
+    if g.runs.iter().any(|r| r.results.get("repeats").is_some()) {
+        h.push_str(
+            "<p class=\"muted\">A point run several times (x<i>n</i>) shows the mean over its \
+             repeats ± the half-width of the 95 % confidence interval of that mean (Student's \
+             t); hover for n, standard deviation and CV. The plots draw the interval as an \
+             error bar. In the other tables a repeated point's throughput and achieved QPS are \
+             means over its repeats; its other figures (steady state, send lag, failures) are \
+             its last repeat's.</p>\n",
+        );
+    }
     h.push_str(
-        "<h3>Latency (ms)</h3>\n<div class=\"scroll\"><table>\n<thead><tr>\
+        "<div class=\"scroll\"><table>\n<thead><tr>\
                 <th rowspan=\"2\">Baseline</th><th rowspan=\"2\">QPS</th>",
     );
     for (_, name) in BLOCKS {
@@ -392,7 +430,7 @@ fn latency_table(h: &mut String, g: &WorkloadGroup) {
         row_start(h, g, i);
         for (block, _) in BLOCKS {
             for stat in ["mean", "median", "p90", "p99"] {
-                let _ = write!(h, "<td>{}</td>", num(r.stat(block, stat)));
+                h.push_str(&metric_cell(r, block, stat));
             }
         }
         h.push_str("</tr>\n");

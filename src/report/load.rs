@@ -61,6 +61,8 @@ pub struct RunResult {
     pub sweep_key: Option<String>,
     /// `lmbench.run.sweep`'s value.
     pub sweep_value: Option<Value>,
+    /// `lmbench.run.repeat`: which repeat of its point the run is.
+    pub repeat: Option<crate::results::RepeatOf>,
 }
 
 impl RunResult {
@@ -69,14 +71,35 @@ impl RunResult {
         self.qps_value.as_ref().and_then(Value::as_f64)
     }
 
-    /// `results.<block>.<stat>` as a number.
+    /// `results.<block>.<stat>` as a number; for a point with repeats, the mean over them.
     pub fn stat(&self, block: &str, stat: &str) -> Option<f64> {
-        self.results.get(block)?.get(stat)?.as_f64()
+        self.repeat_mean(&format!("{block}.{stat}"))
+            .or_else(|| self.results.get(block)?.get(stat)?.as_f64())
     }
 
-    /// `results.<field>` as a number.
+    /// `results.<field>` as a number; for a point with repeats, the mean over them.
     pub fn field(&self, field: &str) -> Option<f64> {
-        self.results.get(field)?.as_f64()
+        self.repeat_mean(field)
+            .or_else(|| self.results.get(field)?.as_f64())
+    }
+
+    /// A headline metric's spread over the repeats (`results.repeats.stats.<metric>`).
+    pub fn spread(&self, metric: &str) -> Option<&Value> {
+        self.results
+            .get("repeats")?
+            .get("stats")?
+            .get(metric)
+            .filter(|s| s.is_object())
+    }
+
+    fn repeat_mean(&self, metric: &str) -> Option<f64> {
+        self.spread(metric)?.get("mean")?.as_f64()
+    }
+
+    /// The 95 % confidence interval of a headline metric's mean over the repeats.
+    pub fn ci95(&self, metric: &str) -> Option<(f64, f64)> {
+        let ci = self.spread(metric)?.get("ci95")?;
+        Some((ci.get(0)?.as_f64()?, ci.get(1)?.as_f64()?))
     }
 
     /// The file name.
@@ -263,6 +286,7 @@ pub fn from_file(path: &Path, f: ResultFile, mtime: SystemTime) -> Result<RunRes
         results: Value::Object(f.results),
         sweep_key,
         sweep_value,
+        repeat: lm.run.repeat,
     })
 }
 
@@ -367,12 +391,31 @@ pub fn select(
             vec![id.clone()]
         }
     };
-    let chosen = results
+    let chosen: Vec<RunResult> = results
         .iter()
         .filter(|r| ids.contains(&r.session))
         .cloned()
         .collect();
-    Ok((chosen, ids))
+    Ok((fold_repeats(chosen), ids))
+}
+
+/// A point with repeats shows once, as its last repeat (whose result holds the spread over
+/// all of them): the other repeats of a point that has a last one are left out. Repeats of a
+/// point whose last repeat never came stay, each as a result of its own.
+pub fn fold_repeats(results: Vec<RunResult>) -> Vec<RunResult> {
+    let point = |r: &RunResult| (r.session.clone(), r.run_index, r.baseline_key.clone());
+    let finished: Vec<_> = results
+        .iter()
+        .filter(|r| r.results.get("repeats").is_some())
+        .map(point)
+        .collect();
+    results
+        .into_iter()
+        .filter(|r| match r.repeat {
+            Some(rep) if rep.n < rep.of => !finished.contains(&point(r)),
+            _ => true,
+        })
+        .collect()
 }
 
 /// One line of a plot and one key of the comparison JSON: a baseline (and, when a suite has

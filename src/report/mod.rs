@@ -238,4 +238,6 @@ pub fn write_suite(suite_dir: &Path, session: Option<&str>) -> anyhow::Result<Ve
 }
 
 #[cfg(test)]
+mod repeats_tests;
+#[cfg(test)]
 mod tests;

@@ -60,11 +60,21 @@ pub fn series_color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
-/// One panel: a metric of the results against QPS.
+/// One panel: a metric of the results against QPS (`<block>.<stat>` or a field of `results`;
+/// for a point with repeats, their mean, with its 95 % confidence interval as an error bar).
 struct Panel {
     title: &'static str,
     y_desc: &'static str,
-    value: fn(&RunResult) -> Option<f64>,
+    metric: &'static str,
+}
+
+impl Panel {
+    fn value(&self, r: &RunResult) -> Option<f64> {
+        match self.metric.split_once('.') {
+            Some((block, stat)) => r.stat(block, stat),
+            None => r.field(self.metric),
+        }
+    }
 }
 
 /// The ITL panel of a group whose results have no per-chunk ITL at all (result files written
@@ -73,29 +83,29 @@ struct Panel {
 const LMBENCH_ITL_PANEL: Panel = Panel {
     title: "LMBench's itl_ms, mean: (end − send) ÷ tokens, TTFT included",
     y_desc: "itl_ms (ms)",
-    value: |r| r.stat("itl_ms", "mean"),
+    metric: "itl_ms.mean",
 };
 
 const PANELS: [Panel; 4] = [
     Panel {
         title: "Time to first token (TTFT), mean",
         y_desc: "TTFT (ms)",
-        value: |r| r.stat("ttft_ms", "mean"),
+        metric: "ttft_ms.mean",
     },
     Panel {
         title: "Inter-token latency (ITL), mean gap between chunks",
         y_desc: "ITL (ms)",
-        value: |r| r.stat("inter_token_latency_ms", "mean"),
+        metric: "inter_token_latency_ms.mean",
     },
     Panel {
         title: "Time per output token (TPOT), mean",
         y_desc: "TPOT (ms)",
-        value: |r| r.stat("tpot_ms", "mean"),
+        metric: "tpot_ms.mean",
     },
     Panel {
         title: "Output token throughput",
         y_desc: "output tokens/s",
-        value: |r| r.field("output_token_throughput_tok_per_s"),
+        metric: "output_token_throughput_tok_per_s",
     },
 ];
 
@@ -114,25 +124,35 @@ fn panels_for(group: &WorkloadGroup) -> [&'static Panel; 4] {
     [&PANELS[0], itl, &PANELS[2], &PANELS[3]]
 }
 
-/// A series' points for one panel: connected (x, y) with a QPS, and unconnected ones at 0.
+/// A series' points for one panel: connected (x, y) with a QPS, and unconnected ones at 0;
+/// the error bars `(x, low, high)` of points with repeats.
 struct Points {
     line: Vec<(f64, f64)>,
     untimed: Vec<(f64, f64)>,
+    bars: Vec<(f64, f64, f64)>,
 }
 
-fn points(group: &WorkloadGroup, series: usize, value: fn(&RunResult) -> Option<f64>) -> Points {
+fn points(group: &WorkloadGroup, series: usize, panel: &Panel) -> Points {
     let mut p = Points {
         line: Vec::new(),
         untimed: Vec::new(),
+        bars: Vec::new(),
     };
     for &i in &group.series[series].points {
         let r = &group.runs[i];
-        let Some(y) = value(r).filter(|y| y.is_finite()) else {
+        let Some(y) = panel.value(r).filter(|y| y.is_finite()) else {
             continue;
         };
-        match r.qps() {
+        let x = r.qps();
+        match x {
             Some(x) => p.line.push((x, y)),
             None => p.untimed.push((0.0, y)),
+        }
+        if let Some((lo, hi)) = r
+            .ci95(panel.metric)
+            .filter(|(l, h)| l.is_finite() && h.is_finite())
+        {
+            p.bars.push((x.unwrap_or(0.0), lo.max(0.0), hi));
         }
     }
     p
@@ -333,11 +353,15 @@ fn draw_panel<DB: DrawingBackend>(
     family: &str,
 ) -> anyhow::Result<()> {
     let all: Vec<Points> = (0..group.series.len())
-        .map(|s| points(group, s, panel.value))
+        .map(|s| points(group, s, panel))
         .collect();
-    let ys = all
-        .iter()
-        .flat_map(|p| p.line.iter().chain(&p.untimed).map(|(_, y)| *y));
+    let ys = all.iter().flat_map(|p| {
+        p.line
+            .iter()
+            .chain(&p.untimed)
+            .map(|(_, y)| *y)
+            .chain(p.bars.iter().map(|b| b.2))
+    });
     let y_max = upper(ys.fold(0.0, f64::max), 1.15);
 
     let mut chart = ChartBuilder::on(area)
@@ -372,6 +396,20 @@ fn draw_panel<DB: DrawingBackend>(
             plotting
                 .draw(&PathElement::new(p.line.clone(), color.stroke_width(3)))
                 .map_err(plot_err)?;
+        }
+        // Error bars: the 95 % confidence interval of the mean over the repeats, capped.
+        let cap = (x_max - x_min) * 0.008;
+        for &(x, lo, hi) in &p.bars {
+            let style = color.stroke_width(2);
+            for seg in [
+                vec![(x, lo), (x, hi)],
+                vec![(x - cap, lo), (x + cap, lo)],
+                vec![(x - cap, hi), (x + cap, hi)],
+            ] {
+                plotting
+                    .draw(&PathElement::new(seg, style))
+                    .map_err(plot_err)?;
+            }
         }
         for &pt in p.line.iter().chain(&p.untimed) {
             draw_marker(plotting, pt, s, color)?;
@@ -486,12 +524,12 @@ mod tests {
             "{}",
             p.title
         );
-        assert_eq!(points(&lmbench_only[0], 0, p.value).line.len(), 2);
+        assert_eq!(points(&lmbench_only[0], 0, p).line.len(), 2);
 
         let mixed = group(&[result("a", 1.0, true), result("a", 2.0, false)], &[]);
         let p = panels_for(&mixed[0])[1];
         assert!(p.title.contains("gap between chunks"), "{}", p.title);
-        let drawn = points(&mixed[0], 0, p.value).line;
+        let drawn = points(&mixed[0], 0, p).line;
         assert_eq!(
             drawn,
             vec![(1.0, 8.5)],

@@ -135,6 +135,18 @@ pub struct RunInfo {
     pub scheduler: Option<RunStats>,
     /// The workload's own counters.
     pub workload_stats: Value,
+    /// Which repeat of its point this run is (`REPEATS` above 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<RepeatOf>,
+}
+
+/// A run's place among the repeats of its point.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepeatOf {
+    /// 1 for the first.
+    pub n: u32,
+    /// How many the point has.
+    pub of: u32,
 }
 
 /// Who and what a result is about, besides its measurements: what [`ResultFile::new`] needs.
@@ -340,6 +352,8 @@ pub struct CompleteRun {
     pub workload: String,
     /// `lmbench.baseline_key`.
     pub baseline_key: Option<String>,
+    /// `lmbench.run.repeat`.
+    pub repeat: Option<RepeatOf>,
 }
 
 /// The results in `dir` of session `session` that are complete (not partial), for
@@ -369,6 +383,7 @@ pub fn complete_runs(dir: &Path, session: &str) -> Vec<CompleteRun> {
             index,
             workload: f.workload_name().to_string(),
             baseline_key: f.lmbench.as_ref().and_then(|l| l.baseline_key.clone()),
+            repeat: run.repeat,
             path,
         });
     }

@@ -352,6 +352,7 @@ fn complete_runs_of_a_session() {
             index: 0,
             workload: "synthetic".into(),
             baseline_key: Some("helm_basic".into()),
+            repeat: None,
         }]
     );
 }

@@ -36,6 +36,9 @@ macro_rules! workload_keys {
             /// (lmbench addition; see `workload::search`).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub SEARCH: $crate::config::O<serde_json::Map<String, serde_json::Value>>,
+            /// Runs of every point (lmbench addition; see `measure::repeats`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub REPEATS: $crate::config::O<i64>,
         }
 
         impl $crate::workload::CommonKeys for $name {
@@ -44,6 +47,7 @@ macro_rules! workload_keys {
                     tokenizer: &self.TOKENIZER,
                     sla: &self.SLA,
                     search: &self.SEARCH,
+                    repeats: &self.REPEATS,
                 }
             }
         }
@@ -280,6 +284,8 @@ pub struct Common<'a> {
     pub sla: &'a O<Map<String, Value>>,
     /// `SEARCH`.
     pub search: &'a O<Map<String, Value>>,
+    /// `REPEATS`.
+    pub repeats: &'a O<i64>,
 }
 
 /// Access to the keys every workload type has.
@@ -425,7 +431,19 @@ fn check_items<R: RawWorkload>(
         let spec = s.value.validate(&mut item);
         let tokenizer = item.root_file(common.tokenizer, "TOKENIZER");
         let search = search::SearchSpec::check(common.sla, common.search, &mut item);
-        let (Ok(spec), Ok(tokenizer), Ok(search)) = (spec, tokenizer, search) else {
+        let repeats = match (item.int(common.repeats, "REPEATS", 1), common.search) {
+            (Ok(Some(_)), Some(_)) => {
+                item.push(
+                    common.repeats.as_ref().map(|r| &r.referenced),
+                    "REPEATS",
+                    "given beside SEARCH: a search's probes run once each",
+                );
+                Err(crate::config::Invalid)
+            }
+            (r, _) => r.map(|r| r.map_or(1, |n| n as u32)),
+        };
+        let (Ok(spec), Ok(tokenizer), Ok(search), Ok(repeats)) = (spec, tokenizer, search, repeats)
+        else {
             continue;
         };
         if let Some(s) = &search {
@@ -446,6 +464,7 @@ fn check_items<R: RawWorkload>(
             tokenizer,
             spec: Arc::new(spec),
             search: search.map(Arc::new),
+            repeats,
         });
     }
 }
@@ -467,6 +486,8 @@ pub struct WorkloadItem {
     pub spec: Arc<dyn WorkloadSpec>,
     /// Its SLA search, if it searches instead of running a list of points.
     pub search: Option<Arc<search::SearchSpec>>,
+    /// `REPEATS`: runs of each point (1 unless given).
+    pub repeats: u32,
 }
 
 /// Keys of a `workload` object that hold the whole sweep list of an item; a result holds one
@@ -536,6 +557,20 @@ pub struct RunContext {
     pub user_id_base: u64,
     /// Scales every configured send duration (tests use it to keep runs short).
     pub duration_override_s: Option<f64>,
+    /// Which repeat of its point the run is (1 for the first; see `crate::repeats`).
+    pub repeat: u32,
+}
+
+impl RunContext {
+    /// A workload's own seed (a `SEED` key, which sets a stream whatever the point, as vLLM's
+    /// does) for this run: itself for the first repeat, mixed with the repeat's number for the
+    /// others, so that repeats draw their own arrivals.
+    pub fn per_repeat(&self, seed: u64) -> u64 {
+        match self.repeat {
+            0 | 1 => seed,
+            n => prompt::mix_seed(&[seed, u64::from(n)]),
+        }
+    }
 }
 
 /// Errors building a workload (bad data found when it is read).

@@ -201,7 +201,7 @@ impl PrefixRepetition {
         let due = vllm_schedule(
             rate,
             cfg.burstiness,
-            mix_seed(&[cfg.seed, STREAM_ARRIVALS]),
+            mix_seed(&[ctx.per_repeat(cfg.seed), STREAM_ARRIVALS]),
             n,
         )
         .map_err(WorkloadError::Other)?;

@@ -28,6 +28,7 @@ pub fn ctx(seed: u64) -> RunContext {
         seed,
         user_id_base: 5_000_000,
         duration_override_s: None,
+        repeat: 1,
     }
 }
 

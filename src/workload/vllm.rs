@@ -503,8 +503,8 @@ impl VllmBench {
             *prefix = b.filler_seeded(cfg.random_prefix_len, mix_seed(&[seed, STREAM_PREFIX, *s]));
         }
         let dataset = &cfg.dataset;
-        let due = vllm_schedule(rate, burstiness, mix_seed(&[seed, STREAM_ARRIVALS]), n)
-            .map_err(WorkloadError::Other)?;
+        let arrivals = mix_seed(&[ctx.per_repeat(seed), STREAM_ARRIVALS]);
+        let due = vllm_schedule(rate, burstiness, arrivals, n).map_err(WorkloadError::Other)?;
         // `--duration` (quick loops) cuts the schedule: nothing is due at or after it.
         let limit = ctx.duration_override_s;
         let scheduled = match limit {

@@ -421,11 +421,12 @@ fn every_key_added_types_plan() {
     );
     let runs = runs(&plan);
     assert_eq!(runs.len(), 6);
-    // An endpoint is not deployed: the estimate is the runs' alone; the search's is its probe
-    // budget at its lowest load: 6 × (40 requests at 1 req/s + 10 s).
+    // An endpoint is not deployed: the estimate is the runs' alone, two repeats of each point
+    // of the first item; the search's is its probe budget at its lowest load: 6 × (40
+    // requests at 1 req/s + 10 s).
     assert_eq!(
         plan["estimated_total_s"],
-        2.0 + 2.0 * (30.0 + 20.0 + 6.0 * 50.0)
+        2.0 + 2.0 * (2.0 * (30.0 + 20.0) + 6.0 * 50.0)
     );
     for (r, label) in runs.iter().zip(["2", "4.0", "1.0", "2", "4.0", "1.0"]) {
         assert_eq!(r["workload"], "PrefixRepetition");
@@ -433,9 +434,11 @@ fn every_key_added_types_plan() {
         assert_eq!(r["sweep"]["key"], "QPS");
         assert_eq!(r["qps_label"], label);
     }
-    // ⌊40 / 4⌋ · 4 = 40 requests at 2 and 4 req/s, plus 10 s each for the drain.
-    assert_eq!(runs[0]["estimated_s"], 30.0);
-    assert_eq!(runs[1]["estimated_s"], 20.0);
+    // ⌊40 / 4⌋ · 4 = 40 requests at 2 and 4 req/s, plus 10 s each for the drain; twice.
+    assert_eq!(runs[0]["estimated_s"], 60.0);
+    assert_eq!(runs[1]["estimated_s"], 40.0);
+    assert_eq!(runs[0]["repeats"], 2);
+    assert_eq!(runs[2].get("repeats"), None);
     assert_eq!(runs[0].get("search"), None);
     assert_eq!(
         runs[2]["search"],

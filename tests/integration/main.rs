@@ -12,6 +12,7 @@ mod k8s_e2e;
 mod limits;
 mod multiturn;
 mod prefix_repetition;
+mod repeats;
 mod report;
 mod sla;
 mod trace;

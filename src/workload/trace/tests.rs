@@ -12,6 +12,7 @@ fn ctx(seed: u64) -> RunContext {
         seed,
         user_id_base: 1000,
         duration_override_s: None,
+        repeat: 1,
     }
 }
 

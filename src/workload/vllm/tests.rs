@@ -29,6 +29,7 @@ fn ctx(_rate: f64, root: &Path) -> RunContext {
         seed: 7,
         user_id_base: 3_000_000,
         duration_override_s: None,
+        repeat: 1,
     }
 }
 
