@@ -28,6 +28,7 @@ pub mod commands;
 pub mod config;
 pub mod cpu;
 pub mod deploy;
+pub mod engine_metrics;
 pub mod exit;
 pub mod files;
 pub mod infra;

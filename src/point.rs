@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::CacheState;
 use crate::client::Client;
+use crate::engine_metrics::scrape::{self, Scraper, Target};
+use crate::engine_metrics::ClientTotals;
 use crate::measure::sla::{Sla, Stop, Verdict, Watch};
 use crate::measure::steady::{Steady, SteadyState, Window};
 use crate::measure::verdict::{self, Health, Measurement};
@@ -199,6 +201,8 @@ pub struct RunFacts {
     pub stopped_early: Option<Stop>,
     /// Which repeat of its point, and the earlier repeats' results.
     pub repeat: Option<(RepeatOf, Vec<RepeatRun>)>,
+    /// The engine's metrics over the point (`engine_metrics::summarize`), where scraped.
+    pub engine_metrics: Option<Value>,
 }
 
 /// The result file of `run`: the summary, the workload type's own fields and judgements, its
@@ -233,6 +237,9 @@ pub fn result_file(
     }
     if let Some(s) = &facts.steady_state {
         results.insert("steady_state".into(), s.to_json());
+    }
+    if let Some(m) = &facts.engine_metrics {
+        results.insert("engine_metrics".into(), m.clone());
     }
     if let Some(stop) = &facts.stopped_early {
         if let Some(Value::Array(w)) = results.get_mut("warnings") {
@@ -420,6 +427,7 @@ pub async fn run_point(
         let mut agg = Aggregator::new();
         let mut write_error = None;
         let mut stopped = None;
+        let mut totals = ClientTotals::default();
         let started = std::time::Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -448,6 +456,7 @@ pub async fn run_point(
                 }
             }
             agg.add(&rec);
+            add_totals(&mut totals, &rec);
             counters.finished.fetch_add(1, Ordering::Relaxed);
             if !rec.ok() {
                 counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -461,22 +470,26 @@ pub async fn run_point(
                 }
             }
         }
-        (writer, agg, write_error, stopped)
+        (writer, agg, write_error, stopped, totals)
     });
     let started_at_unix_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
+    // The engine's own metrics, once a second from before the first request to after the last.
+    let scraper = Scraper::start(metrics_target(run, client), tokio::time::Instant::now());
     let cpu_before = crate::cpu::process_cpu();
     let wall = std::time::Instant::now();
     let runner::Finished {
         stats,
         workload: wl,
     } = runner::run(wl, client, &stop, tx).await;
-    let (mut writer, agg, write_error, stopped) = match collector.await {
+    let (mut writer, agg, write_error, stopped, totals) = match collector.await {
         Ok(x) => x,
         Err(e) => return RunOutcome::failed(run, format!("collector task failed: {e}")),
     };
+    let scraped = scraper.finish().await;
+    let engine_metrics = engine_metrics(&writer, &scraped, totals);
     let stopped_early = stopped.filter(|_| !cancel.is_cancelled());
     if let Some(stop) = &stopped_early {
         tracing::info!("{label}: stopped early: {}", stop.why);
@@ -525,6 +538,7 @@ pub async fn run_point(
         )),
         measurement: Some(verdict::judge(&summary, &health)),
         steady_state: steady_state(&mut writer, sent_span, summary.e2e_latency_ms.median),
+        engine_metrics,
         sla: sla.cloned(),
         stopped_early,
         repeat: role.repeat.map(|r| (r.of, r.earlier.to_vec())),
@@ -562,6 +576,71 @@ pub async fn run_point(
         sla: verdict,
         results: Some(result.results),
     }
+}
+
+/// Where the engine's metrics are scraped: the baseline's `metricsURL`, else `/metrics` at the
+/// endpoint's root, with the endpoint's credentials.
+fn metrics_target(run: &PlannedRun, client: &Client) -> Target {
+    let cfg = client.config();
+    Target {
+        url: run
+            .baseline
+            .metrics_url
+            .clone()
+            .unwrap_or_else(|| scrape::default_url(&cfg.base_url)),
+        api_key: cfg.api_key.clone(),
+        ca_cert: cfg.ca_cert.clone(),
+    }
+}
+
+/// Counts what every request (warmup and failures included: the engine counted them too) says
+/// it used, for the comparison with the engine's own totals.
+fn add_totals(t: &mut ClientTotals, r: &crate::record::RequestRecord) {
+    let add = |sum: &mut Option<u64>, v: Option<u64>| {
+        if let Some(v) = v {
+            *sum = Some(sum.unwrap_or(0) + v);
+        }
+    };
+    add(&mut t.prompt_tokens, r.prompt_tokens);
+    add(&mut t.generation_tokens, r.completion_tokens);
+    add(&mut t.cached_tokens, r.cached_tokens);
+}
+
+/// The summary of the point's scrapes (`results.engine_metrics`), after writing the series
+/// beside the result (`<stem>.metrics.jsonl`, one scrape a line); `None` when the engine has
+/// no metrics to scrape and said nothing at all.
+fn engine_metrics(
+    writer: &ResultWriter,
+    scraped: &scrape::Collected,
+    totals: ClientTotals,
+) -> Option<Value> {
+    let mut file = None;
+    if !scraped.scrapes.is_empty() {
+        let name = format!("{}{}", writer.stem(), crate::results::METRICS_SUFFIX);
+        let path = writer.requests_path().with_file_name(&name);
+        let mut text = String::new();
+        for s in &scraped.scrapes {
+            if let Ok(line) = serde_json::to_string(s) {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        match std::fs::write(&path, text) {
+            Ok(()) => file = Some(name),
+            Err(e) => tracing::warn!("cannot write {}: {e}", path.display()),
+        }
+    }
+    let mut v = crate::engine_metrics::summarize(
+        &scraped.url,
+        &scraped.scrapes,
+        scraped.failed,
+        scraped.error.as_deref(),
+        totals,
+    );
+    if let (Some(f), Value::Object(m)) = (file, &mut v) {
+        m.insert("file".into(), Value::String(f));
+    }
+    Some(v)
 }
 
 /// The point's steady-state figures ([`crate::measure::steady`]), from a second pass over its

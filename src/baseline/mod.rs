@@ -39,6 +39,10 @@ macro_rules! baseline_keys {
             /// (`vllm`, `sglang`, `llamacpp`; lmbench addition).
             #[serde(rename = "cacheReset", default, skip_serializing_if = "Option::is_none")]
             pub cache_reset: $crate::config::O<$crate::cache::CacheReset>,
+            /// Where the engine's Prometheus metrics are scraped during every point (lmbench
+            /// addition; default `/metrics` at the endpoint's root).
+            #[serde(rename = "metricsURL", default, skip_serializing_if = "Option::is_none")]
+            pub metrics_url: $crate::config::O<String>,
         }
 
         impl $crate::baseline::CommonKeys for $name {
@@ -56,6 +60,9 @@ macro_rules! baseline_keys {
             }
             fn cache_reset(&self) -> &$crate::config::O<$crate::cache::CacheReset> {
                 &self.cache_reset
+            }
+            fn metrics_url(&self) -> &$crate::config::O<String> {
+                &self.metrics_url
             }
         }
     };
@@ -236,6 +243,9 @@ pub struct Baseline {
     pub extra_body: Map<String, Value>,
     /// `cacheReset`: how to empty the engine's prefix cache before each point, if at all.
     pub cache_reset: Option<crate::cache::CacheReset>,
+    /// `metricsURL`: where to scrape the engine's metrics (default: `/metrics` at the
+    /// endpoint's root).
+    pub metrics_url: Option<String>,
     /// The baseline as written, without `hf_token` (the result files' `serving.config`).
     pub config_json: Value,
     /// The spec line where the baseline starts.
@@ -292,7 +302,7 @@ impl Baseline {
 }
 
 /// The keys every typed baseline has, checked: `modelURL`, `apiType`, `extraBody`,
-/// `hf_token`, `cacheReset`.
+/// `hf_token`, `cacheReset`, `metricsURL`.
 #[derive(Debug, Clone)]
 pub struct Common {
     /// `modelURL`.
@@ -305,6 +315,8 @@ pub struct Common {
     pub extra_body: Map<String, Value>,
     /// `cacheReset`.
     pub cache_reset: Option<crate::cache::CacheReset>,
+    /// `metricsURL`.
+    pub metrics_url: Option<String>,
 }
 
 /// What checking a baseline needs beyond the item itself.
@@ -340,6 +352,8 @@ pub trait CommonKeys: serde::Serialize {
     fn hf_token(&self) -> &O<String>;
     /// `cacheReset`.
     fn cache_reset(&self) -> &O<crate::cache::CacheReset>;
+    /// `metricsURL`.
+    fn metrics_url(&self) -> &O<String>;
 }
 
 /// The selected file of a type with a [`Selection`]: required, and it must exist in the
@@ -373,12 +387,24 @@ pub fn check_common<R: CommonKeys>(
         .as_ref()
         .map(|e| e.value.clone())
         .unwrap_or_default();
+    let metrics = match raw.metrics_url() {
+        Some(m) if !(m.value.starts_with("http://") || m.value.starts_with("https://")) => {
+            c.push(
+                Some(&m.referenced),
+                "metricsURL",
+                format!("expected an http:// or https:// URL, got `{}`", m.value),
+            );
+            Err(Invalid)
+        }
+        m => Ok(m.as_ref().map(|m| m.value.clone())),
+    };
     Ok(Common {
         model_url: model?,
         api_type: api,
         hf_token: token?,
         extra_body: extra,
         cache_reset: raw.cache_reset().as_ref().map(|r| r.value),
+        metrics_url: metrics?,
     })
 }
 
@@ -447,6 +473,7 @@ pub fn typed<R: CommonKeys>(
         hf_token: common.hf_token,
         extra_body: common.extra_body,
         cache_reset: common.cache_reset,
+        metrics_url: common.metrics_url,
         config_json: serde_json::to_value(raw).unwrap_or(Value::Null),
         line: crate::config::check::line_of(&c.at()).0,
         kind: Arc::new(kind),

@@ -94,6 +94,21 @@ impl RawBaseline for Raw {
                 }
             },
         };
+        let metrics_url = match params.remove("metricsURL") {
+            None => None,
+            Some(Value::String(s)) if s.starts_with("http://") || s.starts_with("https://") => {
+                Some(s)
+            }
+            Some(v) => {
+                ok = false;
+                c.push(
+                    None,
+                    "metricsURL",
+                    format!("expected an http:// or https:// URL, got {v}"),
+                );
+                None
+            }
+        };
         let name = match params.remove("name") {
             None => None,
             Some(Value::String(s)) => Some(s),
@@ -142,6 +157,7 @@ impl RawBaseline for Raw {
             hf_token: None,
             extra_body,
             cache_reset,
+            metrics_url,
             config_json: Value::Object(written),
             line: crate::config::check::line_of(&c.at()).0,
             kind: Arc::new(Simulated { name, params }),

@@ -13,6 +13,7 @@ fn baseline(ty: &'static BaselineType, selection: &str, kind: Arc<dyn BaselineKi
         hf_token: None,
         extra_body: Map::new(),
         cache_reset: None,
+        metrics_url: None,
         config_json: Value::Null,
         line: None,
         kind,

@@ -114,6 +114,7 @@ fn results_are_byte_identical_to_the_golden_files() {
             sla: None,
             stopped_early: None,
             repeat: None,
+            engine_metrics: None,
         };
         let path = writer
             .finish(&result_file(&run, &head, &summary, &facts))

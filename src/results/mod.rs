@@ -38,6 +38,9 @@ pub const REQUESTS_SUFFIX: &str = ".requests.jsonl";
 /// Suffix of the comparison files, which share a suite folder with results but are not results.
 pub const COMPARISON_SUFFIX: &str = "_comparison.json";
 
+/// Suffix of the engine-metrics series beside a result JSON (`crate::engine_metrics`).
+pub const METRICS_SUFFIX: &str = ".metrics.jsonl";
+
 /// Suffix of the SLA search files (`crate::search`), which are not results either.
 pub const SLA_SUFFIX: &str = "_sla.json";
 

@@ -15,7 +15,7 @@
 pub mod cache;
 mod engine;
 mod http;
-mod metrics;
+pub mod metrics;
 mod response;
 pub mod tokens;
 

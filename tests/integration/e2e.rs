@@ -63,6 +63,29 @@ fn default_suite_runs_on_the_simulated_engine_and_cleans_up() {
                 r["total_cached_tokens"].as_u64().unwrap_or(0),
             );
         }
+        // The engine's own metrics, scraped during the point, say what it did: its token and
+        // prefix-cache counters moved by exactly what the responses reported (warmup
+        // included), and the series is kept beside the result.
+        let m = &r["engine_metrics"];
+        assert_eq!(m["engine"], "lmbench_sim", "{name}: {m}");
+        assert!(m["scrapes"].as_u64().unwrap() >= 2, "{name}: {m}");
+        for k in ["prompt_tokens", "generation_tokens", "cached_tokens"] {
+            let c = &m["server_vs_client"][k];
+            assert_eq!(
+                c["server"].as_f64(),
+                c["client"].as_f64(),
+                "{name} {k}: {m}"
+            );
+        }
+        assert_eq!(
+            m["raw_names"]["prefix_cache_hits_total"],
+            "lmbench_sim:prefix_cache_hits_total"
+        );
+        let series = std::fs::read_to_string(suite.join(m["file"].as_str().unwrap())).unwrap();
+        assert_eq!(
+            series.lines().count() as u64,
+            m["scrapes"].as_u64().unwrap()
+        );
     }
     // Multi-round QA: the engine with the prefix cache reuses the shared system prompt and the
     // users' histories; the one without reuses nothing.
@@ -362,6 +385,24 @@ fn llama_server_end_to_end() {
         for rec in recs.iter().filter(|x| x.ok()) {
             assert_eq!(rec.completion_tokens, Some(rec.max_tokens as u64), "{what}");
         }
+        // llama-server's real /metrics (`--metrics`), scraped during the point: its token
+        // counters moved by what the responses reported (prompt tokens: processed plus
+        // reused from the cache).
+        let m = &r["engine_metrics"];
+        assert_eq!(m["engine"], "llamacpp", "{what}");
+        assert_eq!(m["failed_scrapes"], 0, "{what}");
+        assert_eq!(
+            m["raw_names"]["prompt_tokens_total"],
+            "llamacpp:prompt_tokens_total + llamacpp:prompt_tokens_cached_total"
+        );
+        for k in ["prompt_tokens", "generation_tokens"] {
+            let c = &m["server_vs_client"][k];
+            assert_eq!(c["server"].as_f64(), c["client"].as_f64(), "{k}: {what}");
+        }
+        assert!(
+            m["metrics"]["requests_running"]["peak"].as_f64().is_some(),
+            "{what}"
+        );
     }
     assert!(suite
         .join("pod-logs/flat_llama_cpp_gemma_270m.log")
