@@ -78,6 +78,8 @@ th { background: var(--head); font-weight: 600; text-align: center; }
 td { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.l { text-align: left; }
 td.ci { white-space: nowrap; }
+details.engine { margin: 4px 0; }
+details.engine svg { max-width: 100%; height: auto; }
 tbody tr:nth-child(even) td { background: #fafbfc; }
 tr.warn td { background: var(--warn) !important; }
 tr.old td { color: var(--muted); font-style: italic; }
@@ -323,6 +325,7 @@ fn workload_section(h: &mut String, page: &Page, index: usize, g: &WorkloadGroup
     }
     latency_table(h, g);
     steady_table(h, g);
+    super::engine::section(h, g, |h, i| row_start(h, g, i));
     load_table(h, page, g);
     h.push_str("<h3>Workload configuration</h3>\n");
     for (i, item) in g.items.iter().enumerate() {

@@ -10,11 +10,13 @@
 //! - [`load`] reads result files, chooses sessions, groups into workloads and series;
 //! - [`compare`] builds the comparison JSON;
 //! - [`plot`] draws the comparison PNG (plotters, embedded DejaVu Sans);
-//! - [`html`] renders `report.html`, with the SLA searches of `<WORKLOAD>_sla.json` from `sla`.
+//! - [`html`] renders `report.html`, with the SLA searches of `<WORKLOAD>_sla.json` from `sla`
+//!   and the engine's metrics over time from `engine`.
 //!
 //! The `lmbench report` command itself (printing the files, the exit code) is in `commands`.
 
 pub mod compare;
+mod engine;
 pub mod html;
 pub mod load;
 pub mod plot;
