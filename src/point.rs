@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::CacheState;
 use crate::client::Client;
-use crate::engine_metrics::scrape::{self, Scraper, Target};
+use crate::engine_metrics::scrape::{Scraper, Target};
 use crate::engine_metrics::ClientTotals;
 use crate::measure::sla::{Sla, Stop, Verdict, Watch};
 use crate::measure::steady::{Steady, SteadyState, Window};
@@ -456,7 +456,7 @@ pub async fn run_point(
                 }
             }
             agg.add(&rec);
-            add_totals(&mut totals, &rec);
+            totals.add(&rec);
             counters.finished.fetch_add(1, Ordering::Relaxed);
             if !rec.ok() {
                 counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -477,7 +477,8 @@ pub async fn run_point(
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     // The engine's own metrics, once a second from before the first request to after the last.
-    let scraper = Scraper::start(metrics_target(run, client), tokio::time::Instant::now());
+    let target = Target::of(run.baseline.metrics_url.as_deref(), client.config());
+    let scraper = Scraper::start(target, tokio::time::Instant::now());
     let cpu_before = crate::cpu::process_cpu();
     let wall = std::time::Instant::now();
     let runner::Finished {
@@ -489,7 +490,12 @@ pub async fn run_point(
         Err(e) => return RunOutcome::failed(run, format!("collector task failed: {e}")),
     };
     let scraped = scraper.finish().await;
-    let engine_metrics = engine_metrics(&writer, &scraped, totals);
+    let series = writer.requests_path().with_file_name(format!(
+        "{}{}",
+        writer.stem(),
+        crate::results::METRICS_SUFFIX
+    ));
+    let engine_metrics = Some(crate::engine_metrics::keep(&series, &scraped, totals));
     let stopped_early = stopped.filter(|_| !cancel.is_cancelled());
     if let Some(stop) = &stopped_early {
         tracing::info!("{label}: stopped early: {}", stop.why);
@@ -552,7 +558,7 @@ pub async fn run_point(
         .results
         .get("sla")
         .and_then(|v| serde_json::from_value(v.clone()).ok());
-    let figures = figures(&result.results, facts.stats.finished);
+    let figures = figures::line(&result.results, facts.stats.finished);
     tracing::info!("{label}: {figures} -> {}", path.display());
     let ok_count = result
         .results
@@ -578,71 +584,6 @@ pub async fn run_point(
     }
 }
 
-/// Where the engine's metrics are scraped: the baseline's `metricsURL`, else `/metrics` at the
-/// endpoint's root, with the endpoint's credentials.
-fn metrics_target(run: &PlannedRun, client: &Client) -> Target {
-    let cfg = client.config();
-    Target {
-        url: run
-            .baseline
-            .metrics_url
-            .clone()
-            .unwrap_or_else(|| scrape::default_url(&cfg.base_url)),
-        api_key: cfg.api_key.clone(),
-        ca_cert: cfg.ca_cert.clone(),
-    }
-}
-
-/// Counts what every request (warmup and failures included: the engine counted them too) says
-/// it used, for the comparison with the engine's own totals.
-fn add_totals(t: &mut ClientTotals, r: &crate::record::RequestRecord) {
-    let add = |sum: &mut Option<u64>, v: Option<u64>| {
-        if let Some(v) = v {
-            *sum = Some(sum.unwrap_or(0) + v);
-        }
-    };
-    add(&mut t.prompt_tokens, r.prompt_tokens);
-    add(&mut t.generation_tokens, r.completion_tokens);
-    add(&mut t.cached_tokens, r.cached_tokens);
-}
-
-/// The summary of the point's scrapes (`results.engine_metrics`), after writing the series
-/// beside the result (`<stem>.metrics.jsonl`, one scrape a line); `None` when the engine has
-/// no metrics to scrape and said nothing at all.
-fn engine_metrics(
-    writer: &ResultWriter,
-    scraped: &scrape::Collected,
-    totals: ClientTotals,
-) -> Option<Value> {
-    let mut file = None;
-    if !scraped.scrapes.is_empty() {
-        let name = format!("{}{}", writer.stem(), crate::results::METRICS_SUFFIX);
-        let path = writer.requests_path().with_file_name(&name);
-        let mut text = String::new();
-        for s in &scraped.scrapes {
-            if let Ok(line) = serde_json::to_string(s) {
-                text.push_str(&line);
-                text.push('\n');
-            }
-        }
-        match std::fs::write(&path, text) {
-            Ok(()) => file = Some(name),
-            Err(e) => tracing::warn!("cannot write {}: {e}", path.display()),
-        }
-    }
-    let mut v = crate::engine_metrics::summarize(
-        &scraped.url,
-        &scraped.scrapes,
-        scraped.failed,
-        scraped.error.as_deref(),
-        totals,
-    );
-    if let (Some(f), Value::Object(m)) = (file, &mut v) {
-        m.insert("file".into(), Value::String(f));
-    }
-    Some(v)
-}
-
 /// The point's steady-state figures ([`crate::measure::steady`]), from a second pass over its
 /// records file; `None` where the point has no window or too few requests in it.
 fn steady_state(
@@ -663,67 +604,6 @@ fn steady_state(
     acc.finish()
 }
 
-/// The one-line figures of a result for logs and the end-of-suite summary.
-fn figures(results: &Map<String, Value>, finished: u64) -> String {
-    let ok_count = results
-        .get("successful_requests")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let total = results
-        .get("total_requests")
-        .and_then(Value::as_u64)
-        .unwrap_or(finished);
-    let pick = |k: &str, s: &str| {
-        results
-            .get(k)
-            .and_then(|v| v.get(s))
-            .and_then(Value::as_f64)
-    };
-    let num = |k: &str| results.get(k).and_then(Value::as_f64);
-    let mut line = format!(
-        "{ok_count}/{total} ok, TTFT p50 {} ms, ITL p50 {} ms, achieved {} of target {} QPS, send lag p99 {} ms",
-        fmt_opt(pick("ttft_ms", "median")),
-        fmt_opt(pick("inter_token_latency_ms", "median")),
-        fmt_opt(num("achieved_qps")),
-        fmt_opt(num("target_qps")),
-        fmt_opt(pick("send_lag_ms", "p99")),
-    );
-    if let Some(sla) = results.get("sla") {
-        let binding = sla["binding"].as_str().unwrap_or("");
-        let check = sla["checks"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["name"] == binding));
-        let value = check.map_or("-".into(), |c| fmt_opt(c["value"].as_f64()));
-        let limit = check.map_or("-".into(), |c| fmt_opt(c["limit"].as_f64()));
-        line.push_str(
-            &match (sla["pass"].as_bool(), sla["stopped_early"].as_str()) {
-                (_, Some(why)) => format!("; SLA missed, stopped early: {why}"),
-                (Some(true), _) => format!("; SLA met ({binding} {value} of {limit})"),
-                _ => format!("; SLA missed ({binding} {value} over {limit})"),
-            },
-        );
-    }
-    // An invalid measurement says so, with its first reason and what to change.
-    if let Some(m) = results.get("measurement").filter(|m| m["valid"] == false) {
-        let r = &m["reasons"][0];
-        line.push_str(&format!(
-            "; INVALID measurement: {} (change: {})",
-            r["detail"].as_str().unwrap_or("?"),
-            r["advice"].as_str().unwrap_or("?")
-        ));
-        if let Some(n) = m["reasons"].as_array().map(Vec::len).filter(|n| *n > 1) {
-            line.push_str(&format!(
-                " and {} more reason(s) in results.measurement",
-                n - 1
-            ));
-        }
-    }
-    line
-}
-
-fn fmt_opt(v: Option<f64>) -> String {
-    v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into())
-}
-
+mod figures;
 #[cfg(test)]
 mod tests;

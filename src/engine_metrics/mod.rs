@@ -243,6 +243,51 @@ pub struct ClientTotals {
     pub cached_tokens: Option<u64>,
 }
 
+impl ClientTotals {
+    /// Counts what a finished request (warmup and failures included: the engine counted them
+    /// too) says it used.
+    pub fn add(&mut self, r: &crate::record::RequestRecord) {
+        let add = |sum: &mut Option<u64>, v: Option<u64>| {
+            if let Some(v) = v {
+                *sum = Some(sum.unwrap_or(0) + v);
+            }
+        };
+        add(&mut self.prompt_tokens, r.prompt_tokens);
+        add(&mut self.generation_tokens, r.completion_tokens);
+        add(&mut self.cached_tokens, r.cached_tokens);
+    }
+}
+
+/// Writes a point's scrapes to `series` (one a line; nothing when there is none) and returns
+/// their summary (`results.engine_metrics`), naming the file where it was written.
+pub fn keep(series: &std::path::Path, scraped: &scrape::Collected, totals: ClientTotals) -> Value {
+    let mut file = None;
+    if !scraped.scrapes.is_empty() {
+        let mut text = String::new();
+        for s in &scraped.scrapes {
+            if let Ok(line) = serde_json::to_string(s) {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        match std::fs::write(series, text) {
+            Ok(()) => file = series.file_name().map(|f| f.to_string_lossy().into_owned()),
+            Err(e) => tracing::warn!("cannot write {}: {e}", series.display()),
+        }
+    }
+    let mut v = summarize(
+        &scraped.url,
+        &scraped.scrapes,
+        scraped.failed,
+        scraped.error.as_deref(),
+        totals,
+    );
+    if let (Some(f), Value::Object(m)) = (file, &mut v) {
+        m.insert("file".into(), Value::String(f));
+    }
+    v
+}
+
 /// `results.engine_metrics`: what the scrapes of a point say (see the README's table).
 pub fn summarize(
     url: &str,

@@ -32,6 +32,18 @@ pub struct Target {
     pub ca_cert: Option<PathBuf>,
 }
 
+impl Target {
+    /// The engine behind `cfg`'s endpoint: at `metrics_url` (a baseline's `metricsURL`), else
+    /// `/metrics` at the endpoint's root, with the endpoint's credentials.
+    pub fn of(metrics_url: Option<&str>, cfg: &crate::client::ClientConfig) -> Target {
+        Target {
+            url: metrics_url.map_or_else(|| default_url(&cfg.base_url), str::to_string),
+            api_key: cfg.api_key.clone(),
+            ca_cert: cfg.ca_cert.clone(),
+        }
+    }
+}
+
 /// What a point's scrapes gave.
 #[derive(Debug, Clone, Default)]
 pub struct Collected {

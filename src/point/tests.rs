@@ -146,7 +146,7 @@ fn figures_line() {
         "ttft_ms": {"median": 12.345}, "inter_token_latency_ms": {"median": 3.0},
         "achieved_qps": 1.99, "target_qps": 2.0, "send_lag_ms": {"p99": 0.4}});
     assert_eq!(
-        figures(r.as_object().unwrap(), 10),
+        figures::line(r.as_object().unwrap(), 10),
         "9/10 ok, TTFT p50 12.35 ms, ITL p50 3.00 ms, achieved 1.99 of target 2.00 QPS, send lag p99 0.40 ms"
     );
 }

@@ -72,9 +72,13 @@ fn repeats_write_every_run_and_the_spread_over_them() {
         assert!(runs[0]["file"].is_string() && runs[2]["file"].is_null());
     }
     let html = std::fs::read_to_string(out.path().join("e2e-repeats/report.html")).unwrap();
-    // Each point once per table (latency, load, and steady state where it has one).
+    // Each point once per table (latency, load, and the steady-state and engine-metrics tables
+    // where it has figures for them): never a row per repeat.
     let rows = html.matches("(x3)</td>").count();
-    assert!(rows == 2 * 2 || rows == 2 * 3, "{rows} rows marked (x3)");
+    assert!(
+        rows >= 2 * 2 && rows.is_multiple_of(2) && rows <= 2 * 4,
+        "{rows} rows marked (x3)"
+    );
     assert!(html.contains(" ± "), "no mean ± half-width");
     let cmp = read_json(&out.path().join("e2e-repeats/vllm_random_comparison.json"));
     assert_eq!(cmp.as_array().unwrap().len(), 2, "{cmp}");
