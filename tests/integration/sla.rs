@@ -152,3 +152,38 @@ fn sla_search_matches_a_dense_scan_with_fewer_probes() {
         probes.len()
     );
 }
+
+#[test]
+fn a_max_concurrency_search_finds_the_engines_batch_size() {
+    let out = tempfile::tempdir().unwrap();
+    let files = run_e2e_spec("sla-concurrency.yaml", "e2e-sla-concurrency", out.path());
+    let sla = read_json(&out.path().join("e2e-sla-concurrency/vllm_random_sla.json"));
+    let s = &sla["searches"][0];
+    assert_eq!(s["over"], "MAX_CONCURRENCY");
+    assert_eq!(s["status"], "found", "{s}");
+    assert_eq!(
+        (s["max_load"].as_f64(), s["lowest_failing_load"].as_f64()),
+        (Some(4.0), Some(5.0)),
+        "{s}"
+    );
+    let probes = s["probes"].as_array().unwrap();
+    assert!(probes.len() <= s["search"]["max_probes"].as_u64().unwrap() as usize);
+    assert_eq!(files.len(), probes.len());
+    for p in probes {
+        let load = p["load"].as_f64().unwrap();
+        assert_eq!(load.fract(), 0.0, "{p}");
+        let v = read_json(
+            &out.path()
+                .join("e2e-sla-concurrency")
+                .join(p["result_file"].as_str().unwrap()),
+        );
+        // Every probe runs at one cap on requests in flight: the searched one.
+        assert_eq!(v["workload"]["MAX_CONCURRENCY"].as_f64(), Some(load), "{p}");
+        assert!(
+            v["lmbench"]["run"]["scheduler"]["max_in_flight"]
+                .as_f64()
+                .unwrap()
+                <= load
+        );
+    }
+}
