@@ -404,7 +404,7 @@ async fn run_points(
         suite.request_timeout,
         b.baseline.extra_body.clone(),
     ) {
-        Ok(c) => c,
+        Ok(c) => c.with_engine_metrics(dep.metrics_targets()),
         Err(e) => {
             return b
                 .runs

@@ -477,8 +477,12 @@ pub async fn run_point(
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     // The engine's own metrics, once a second from before the first request to after the last.
-    let target = Target::of(run.baseline.metrics_url.as_deref(), client.config());
-    let scraper = Scraper::start(target, tokio::time::Instant::now());
+    let scrape_start = tokio::time::Instant::now();
+    let scrapers: Vec<(Option<String>, Scraper)> =
+        Target::all(run.baseline.metrics_url.as_deref(), client)
+            .into_iter()
+            .map(|(pod, t)| (pod, Scraper::start(t, scrape_start)))
+            .collect();
     let cpu_before = crate::cpu::process_cpu();
     let wall = std::time::Instant::now();
     let runner::Finished {
@@ -489,7 +493,10 @@ pub async fn run_point(
         Ok(x) => x,
         Err(e) => return RunOutcome::failed(run, format!("collector task failed: {e}")),
     };
-    let scraped = scraper.finish().await;
+    let mut scraped = Vec::new();
+    for (pod, s) in scrapers {
+        scraped.push((pod, s.finish().await));
+    }
     let series = writer.requests_path().with_file_name(format!(
         "{}{}",
         writer.stem(),

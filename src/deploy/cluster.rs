@@ -129,6 +129,8 @@ pub struct ClusterDeployment {
     release: Option<(String, String)>,
     objects: Vec<AppliedObject>,
     forward: Option<PortForward>,
+    /// A port-forward to each engine pod behind the Service, for its metrics.
+    pod_forwards: Vec<(String, PortForward)>,
     context: Option<String>,
 }
 
@@ -152,6 +154,7 @@ impl ClusterDeployment {
             release: None,
             objects: Vec::new(),
             forward: None,
+            pod_forwards: Vec::new(),
             context: None,
         }
     }
@@ -239,7 +242,29 @@ impl ClusterDeployment {
             forward.local_addr
         );
         self.forward = Some(forward);
+        // Each engine pod behind a router on its own, for its metrics (a failure here costs
+        // only those metrics).
+        match kube.engine_pods(service).await {
+            Ok(pods) => {
+                for (pod, port) in pods {
+                    match kube.port_forward_pod(&pod, port).await {
+                        Ok(f) => self.pod_forwards.push((pod, f)),
+                        Err(e) => tracing::warn!("{}: no metrics of pod {pod}: {e}", self.key),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("{}: engine pods not found for metrics: {e}", self.key),
+        }
         Ok(())
+    }
+
+    /// `(pod, metrics URL)` of each engine pod behind the Service, through its own
+    /// port-forward.
+    pub fn metrics_targets(&self) -> Vec<(String, String)> {
+        self.pod_forwards
+            .iter()
+            .map(|(pod, f)| (pod.clone(), format!("http://{}/metrics", f.local_addr)))
+            .collect()
     }
 
     async fn connect(
@@ -284,6 +309,9 @@ impl ClusterDeployment {
     /// even when an earlier one failed; the errors are returned together.
     pub async fn teardown(&mut self, tools: &ToolEnv, opts: &ClusterOptions) -> Result<(), String> {
         let mut errors = Vec::new();
+        for (_, f) in std::mem::take(&mut self.pod_forwards) {
+            f.shutdown().await;
+        }
         if let Some(f) = self.forward.take() {
             f.shutdown().await;
         }

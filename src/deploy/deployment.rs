@@ -130,6 +130,15 @@ impl Deployment {
         &self.endpoint
     }
 
+    /// `(pod, metrics URL)` of each engine pod of a cluster baseline behind a router, through
+    /// its own port-forward; empty for every other baseline (its endpoint serves the metrics).
+    pub fn metrics_targets(&self) -> Vec<(String, String)> {
+        match &self.engine {
+            Engine::Cluster(c) => c.metrics_targets(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether the baseline occupies the local port (so the port must be free first).
     fn binds_port(launch: &Launch) -> bool {
         !matches!(launch, Launch::External(_))

@@ -258,9 +258,55 @@ impl ClientTotals {
     }
 }
 
+/// The scrapes of several engine pods as one engine: each scrape's samples added up across
+/// the pods that answered (scrapes taken together, a second apart, matched by their order).
+pub fn combine(parts: &[&scrape::Collected]) -> scrape::Collected {
+    let answered: Vec<&&scrape::Collected> =
+        parts.iter().filter(|p| !p.scrapes.is_empty()).collect();
+    let n = answered.iter().map(|p| p.scrapes.len()).min().unwrap_or(0);
+    let scrapes = (0..n)
+        .map(|i| {
+            let mut raw = BTreeMap::new();
+            for p in &answered {
+                for (k, v) in &p.scrapes[i].raw {
+                    *raw.entry(k.clone()).or_insert(0.0) += v;
+                }
+            }
+            Scrape {
+                t: answered[0].scrapes[i].t,
+                raw,
+            }
+        })
+        .collect();
+    scrape::Collected {
+        url: parts
+            .iter()
+            .map(|p| p.url.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        scrapes,
+        failed: parts.iter().map(|p| p.failed).sum(),
+        error: parts.iter().find_map(|p| p.error.clone()),
+    }
+}
+
 /// Writes a point's scrapes to `series` (one a line; nothing when there is none) and returns
-/// their summary (`results.engine_metrics`), naming the file where it was written.
-pub fn keep(series: &std::path::Path, scraped: &scrape::Collected, totals: ClientTotals) -> Value {
+/// their summary (`results.engine_metrics`), naming the file where it was written. Several
+/// parts (engine pods, each named) are summarized as one engine, their sum, and each on its
+/// own under `pods`.
+pub fn keep(
+    series: &std::path::Path,
+    parts: &[(Option<String>, scrape::Collected)],
+    totals: ClientTotals,
+) -> Value {
+    let combined;
+    let scraped = match parts {
+        [(_, one)] => one,
+        _ => {
+            combined = combine(&parts.iter().map(|(_, c)| c).collect::<Vec<_>>());
+            &combined
+        }
+    };
     let mut file = None;
     if !scraped.scrapes.is_empty() {
         let mut text = String::new();
@@ -282,8 +328,30 @@ pub fn keep(series: &std::path::Path, scraped: &scrape::Collected, totals: Clien
         scraped.error.as_deref(),
         totals,
     );
-    if let (Some(f), Value::Object(m)) = (file, &mut v) {
-        m.insert("file".into(), Value::String(f));
+    if let Value::Object(m) = &mut v {
+        if let Some(f) = file {
+            m.insert("file".into(), Value::String(f));
+        }
+        let pods: Vec<Value> = parts
+            .iter()
+            .filter_map(|(pod, c)| {
+                let mut s = summarize(
+                    &c.url,
+                    &c.scrapes,
+                    c.failed,
+                    c.error.as_deref(),
+                    ClientTotals::default(),
+                );
+                if let Value::Object(o) = &mut s {
+                    o.remove("server_vs_client");
+                    o.insert("pod".into(), json!(pod.as_ref()?));
+                }
+                Some(s)
+            })
+            .collect();
+        if !pods.is_empty() {
+            m.insert("pods".into(), Value::Array(pods));
+        }
     }
     v
 }

@@ -33,13 +33,27 @@ pub struct Target {
 }
 
 impl Target {
-    /// The engine behind `cfg`'s endpoint: at `metrics_url` (a baseline's `metricsURL`), else
-    /// `/metrics` at the endpoint's root, with the endpoint's credentials.
-    pub fn of(metrics_url: Option<&str>, cfg: &crate::client::ClientConfig) -> Target {
-        Target {
-            url: metrics_url.map_or_else(|| default_url(&cfg.base_url), str::to_string),
+    /// What to scrape for the engine(s) behind `client`'s endpoint: the baseline's
+    /// `metricsURL` if given; else each engine pod of a cluster baseline through its own
+    /// port-forward (named); else `/metrics` at the endpoint's root. With the endpoint's
+    /// credentials.
+    pub fn all(
+        metrics_url: Option<&str>,
+        client: &crate::client::Client,
+    ) -> Vec<(Option<String>, Target)> {
+        let cfg = client.config();
+        let target = |url: String| Target {
+            url,
             api_key: cfg.api_key.clone(),
             ca_cert: cfg.ca_cert.clone(),
+        };
+        match (metrics_url, client.engine_metrics()) {
+            (Some(u), _) => vec![(None, target(u.to_string()))],
+            (None, []) => vec![(None, target(default_url(&cfg.base_url)))],
+            (None, pods) => pods
+                .iter()
+                .map(|(pod, url)| (Some(pod.clone()), target(url.clone())))
+                .collect(),
         }
     }
 }

@@ -160,3 +160,56 @@ fn declared_empty_families_free_comments_and_a_missing_last_newline_are_read() {
     );
     assert!(parse("<html>not metrics</html>", 0.0).is_err());
 }
+
+#[test]
+fn engine_pods_add_up_scrape_by_scrape() {
+    let part = |url: &str, values: &[f64]| scrape::Collected {
+        url: url.into(),
+        scrapes: values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Scrape {
+                t: i as f64,
+                raw: BTreeMap::from([("vllm:num_requests_running".to_string(), *v)]),
+            })
+            .collect(),
+        failed: 0,
+        error: None,
+    };
+    let down = scrape::Collected {
+        url: "http://c/metrics".into(),
+        failed: 3,
+        error: Some("answered 404".into()),
+        ..Default::default()
+    };
+    let (a, b) = (
+        part("http://a/metrics", &[1.0, 3.0, 2.0]),
+        part("http://b/metrics", &[2.0, 4.0]),
+    );
+    let c = combine(&[&a, &b, &down]);
+    let running: Vec<f64> = c
+        .scrapes
+        .iter()
+        .map(|s| s.raw["vllm:num_requests_running"])
+        .collect();
+    assert_eq!(
+        running,
+        [3.0, 7.0],
+        "matched by order, as far as every pod that answered has"
+    );
+    assert_eq!((c.failed, c.error.as_deref()), (3, Some("answered 404")));
+    let dir = tempfile::tempdir().unwrap();
+    let parts = vec![
+        (Some("pod-a".to_string()), a),
+        (Some("pod-b".to_string()), b),
+    ];
+    let v = keep(
+        &dir.path().join("x.metrics.jsonl"),
+        &parts,
+        ClientTotals::default(),
+    );
+    assert_eq!(v["metrics"]["requests_running"]["peak"], 7.0);
+    assert_eq!(v["pods"][0]["pod"], "pod-a");
+    assert_eq!(v["pods"][1]["metrics"]["requests_running"]["peak"], 4.0);
+    assert_eq!(v["file"], "x.metrics.jsonl");
+}

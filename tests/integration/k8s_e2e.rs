@@ -343,6 +343,27 @@ fn direct_production_stack_applies_waits_forwards_benchmarks_and_deletes() {
     let to_pod: u64 = forwards.iter().map(|f| f.bytes_to_pod).sum();
     let from_pod: u64 = forwards.iter().map(|f| f.bytes_from_pod).sum();
     assert!(to_pod > 500 && from_pod > 500, "{forwards:?}");
+    // The engine pod behind the router was scraped for its metrics through a port-forward of
+    // its own (the fake relays every pod to the simulated engine).
+    assert!(
+        forwards
+            .iter()
+            .any(|f| f.pod.starts_with("vllm-llama-deployment-vllm") && f.port == 8000),
+        "{forwards:?}"
+    );
+    let m = &v["results"]["engine_metrics"];
+    let pods = m["pods"].as_array().unwrap_or_else(|| panic!("{m}"));
+    assert_eq!(pods.len(), 1, "{m}");
+    assert!(
+        pods[0]["pod"]
+            .as_str()
+            .unwrap()
+            .starts_with("vllm-llama-deployment-vllm"),
+        "{m}"
+    );
+    assert_eq!(pods[0]["engine"], "lmbench_sim", "{m}");
+    assert!(pods[0]["scrapes"].as_u64().unwrap() >= 2, "{m}");
+    assert_eq!(m["engine"], "lmbench_sim", "{m}");
 
     // Server-side apply of each object, by lmbench, then deletion in reverse order.
     let reqs = s.fake.requests();

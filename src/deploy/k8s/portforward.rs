@@ -6,6 +6,10 @@
 //! pod reports an error on the port, the pod is resolved again, so a router pod that restarts
 //! or is replaced costs the connections open at that moment, not the rest of the benchmark.
 //!
+//! The same forwarding pinned to one pod and port ([`Kube::port_forward_pod`]) reaches each
+//! engine pod behind a router on its own, for scraping its metrics ([`Kube::engine_pods`]
+//! says which pods those are).
+//!
 //! A stream lives exactly as long as its local connection ([`Forwarder::serve`] copies both
 //! ways until either side closes), so a client connection reused from lmbench's pool for many
 //! requests is one long-lived stream: only a new client connection opens a new stream, and its
@@ -169,6 +173,8 @@ struct Forwarder {
     /// `None` after a failure: the next connection resolves the service again. The lock is
     /// held while resolving, so a burst of new connections resolves once.
     target: Mutex<Option<Target>>,
+    /// A pod and port to go to instead of resolving a service.
+    pinned: Option<Target>,
 }
 
 impl Forwarder {
@@ -182,6 +188,9 @@ impl Forwarder {
     }
 
     async fn resolve(&self) -> Result<Target, K8sError> {
+        if let Some(t) = &self.pinned {
+            return Ok(t.clone());
+        }
         let svc = self.services.get(&self.service).await.map_err(|e| {
             self.error(if api_code(&e) == Some(404) {
                 "no such service".to_owned()
@@ -416,6 +425,7 @@ impl Kube {
             service: service.to_owned(),
             service_port,
             target: Mutex::new(None),
+            pinned: None,
         });
         let first = fwd.current().await?;
         let addr = SocketAddr::from(([127, 0, 0, 1], local_port));
@@ -454,5 +464,90 @@ impl Kube {
             cancel,
             tasks,
         })
+    }
+
+    /// Forward a free local port (on `127.0.0.1`) to port `port` of the pod `pod`, like
+    /// `kubectl port-forward pod/POD :PORT`; [`PortForward::local_addr`] says where.
+    pub async fn port_forward_pod(&self, pod: &str, port: u16) -> Result<PortForward, K8sError> {
+        let target = Target {
+            pod: pod.to_owned(),
+            port,
+        };
+        let fwd = Arc::new(Forwarder {
+            services: Api::namespaced(self.client.clone(), &self.namespace),
+            pods: Api::namespaced(self.client.clone(), &self.namespace),
+            namespace: self.namespace.clone(),
+            service: format!("pod/{pod}"),
+            service_port: port,
+            target: Mutex::new(Some(target.clone())),
+            pinned: Some(target),
+        });
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| K8sError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| K8sError::Bind { addr, source })?;
+        let cancel = CancellationToken::new();
+        let tasks = vec![tokio::spawn(accept_loop(listener, fwd, cancel.clone()))];
+        tracing::info!(
+            "forwarding {local_addr} to pod {pod} port {port} in namespace {}",
+            self.namespace
+        );
+        Ok(PortForward {
+            local_addr,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// The engine pods of a deployment whose requests go through the Service `service`: the
+    /// Ready pods of the namespace that the service does not select (a router in front of
+    /// engines), each with its first declared container port; none when the service selects
+    /// every pod (it goes straight to the engines, which its endpoint then already reaches).
+    pub async fn engine_pods(&self, service: &str) -> Result<Vec<(String, u16)>, K8sError> {
+        let error = |message: String| K8sError::PortForward {
+            namespace: self.namespace.clone(),
+            service: service.to_owned(),
+            port: 0,
+            message,
+        };
+        let services: Api<Service> = Api::namespaced(self.client.clone(), &self.namespace);
+        let svc = services
+            .get(service)
+            .await
+            .map_err(|e| error(format!("reading the service: {}", api_message(&e))))?;
+        let selector = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .unwrap_or_default();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let list = pods
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| error(format!("listing pods: {}", api_message(&e))))?;
+        let mut out: Vec<(String, u16)> = list
+            .items
+            .iter()
+            .filter(|p| is_ready(p) && !is_terminating(p))
+            .filter(|p| {
+                let labels = p.metadata.labels.clone().unwrap_or_default();
+                selector.is_empty() || !selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .filter_map(|p| {
+                let port = p
+                    .spec
+                    .as_ref()?
+                    .containers
+                    .iter()
+                    .flat_map(|c| c.ports.as_deref().unwrap_or(&[]))
+                    .find_map(|port| u16::try_from(port.container_port).ok())?;
+                Some((p.metadata.name.clone()?, port))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
     }
 }
