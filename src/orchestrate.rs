@@ -17,7 +17,7 @@ use crate::deploy::{DeployError, DeployOptions, Deployment, Endpoint};
 use crate::exit::ExitCode;
 use crate::infra::InfraGuard;
 use crate::plan::{BaselineRuns, PlannedRun, RunPlan};
-use crate::point::{print_summary, run_point, Role, RunOutcome, SuiteContext};
+use crate::point::{print_summary, run_point, Env, Role, RunOutcome, SuiteContext};
 use crate::record::ApiType;
 use crate::results::Serving;
 use crate::suite::LoadedConfig;
@@ -434,16 +434,13 @@ async fn run_points(
             continue;
         }
         let remaining = remaining_after(plan, run.index);
-        let mut os = run_one(
-            run,
-            &client,
-            serving.clone(),
-            &mut position,
+        let env = Env {
+            client: &client,
+            serving: &serving,
             suite,
-            remaining,
             cancel,
-        )
-        .await;
+        };
+        let mut os = run_one(run, env, &mut position, remaining).await;
         // An engine that died during the run: its records and result are kept (partial), but
         // the run failed.
         if let (Some(reason), Some(o)) = (dep.exit_reason(), os.last_mut()) {
@@ -469,38 +466,18 @@ async fn run_points(
 /// baseline's points so far.
 async fn run_one(
     run: &PlannedRun,
-    client: &Client,
-    serving: Serving,
+    env: Env<'_>,
     position: &mut u64,
-    suite: &SuiteContext,
     remaining: f64,
-    cancel: &CancellationToken,
 ) -> Vec<RunOutcome> {
     if run.item.search.is_some() {
-        return crate::search::run_search(run, client, serving, position, suite, remaining, cancel)
-            .await;
+        return crate::search::run_search(run, env, position, remaining).await;
     }
     if run.item.repeats > 1 {
-        let n = run.item.repeats;
-        return crate::repeats::run_repeats(
-            run, n, client, serving, position, suite, remaining, cancel,
-        )
-        .await;
+        return crate::repeats::run_repeats(run, run.item.repeats, env, position, remaining).await;
     }
     *position += 1;
-    vec![
-        run_point(
-            run,
-            client,
-            serving,
-            *position - 1,
-            suite,
-            remaining,
-            cancel,
-            Role::default(),
-        )
-        .await,
-    ]
+    vec![run_point(run, env, *position - 1, remaining, Role::default()).await]
 }
 
 /// A streaming client for `endpoint`.
@@ -533,6 +510,7 @@ async fn run_against_existing(
     let key = opts.key.clone().unwrap_or_default();
     let endpoint = Endpoint::local(opts.port, openai_api_key());
     let mut outcomes = Vec::new();
+    let serving = Serving::default();
     let mut pos = 0u64;
     // The first baseline of each suite stands for the suite: its runs, and its request settings
     // (`extraBody`, `cacheReset`), which shape what is measured.
@@ -561,18 +539,13 @@ async fn run_against_existing(
             run.baseline_key = key.clone();
             run.baseline_type = "existing-endpoint";
             let remaining = remaining_after(plan, run.index);
-            outcomes.extend(
-                run_one(
-                    &run,
-                    &client,
-                    Serving::default(),
-                    &mut pos,
-                    suite,
-                    remaining,
-                    cancel,
-                )
-                .await,
-            );
+            let env = Env {
+                client: &client,
+                serving: &serving,
+                suite,
+                cancel,
+            };
+            outcomes.extend(run_one(&run, env, &mut pos, remaining).await);
         }
     }
     outcomes

@@ -58,6 +58,19 @@ pub struct SuiteContext {
     pub total_runs: usize,
 }
 
+/// What every point against a deployed baseline runs with.
+#[derive(Debug, Clone, Copy)]
+pub struct Env<'a> {
+    /// The endpoint's client.
+    pub client: &'a Client,
+    /// The results' `serving` block.
+    pub serving: &'a Serving,
+    /// What every run of the suite shares.
+    pub suite: &'a SuiteContext,
+    /// Ctrl-C.
+    pub cancel: &'a CancellationToken,
+}
+
 /// What a point is besides a planned run.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Role<'a> {
@@ -306,20 +319,22 @@ fn repeats_json(of: RepeatOf, earlier: &[RepeatRun], last: &Map<String, Value>) 
     crate::measure::repeats::summary(of.of, &all)
 }
 
-/// Run `run` against `client`, write its files, and say how it went. `position` is the run's
-/// place among its baseline's points (user ids never repeat between them); `role`: what else
-/// the point is (a probe of an SLA search, one repeat of several).
-#[allow(clippy::too_many_arguments)]
+/// Run `run` in `env`, write its files, and say how it went. `position` is the run's place
+/// among its baseline's points (user ids never repeat between them); `role`: what else the
+/// point is (a probe of an SLA search, one repeat of several).
 pub async fn run_point(
     run: &PlannedRun,
-    client: &Client,
-    serving: Serving,
+    env: Env<'_>,
     position: u64,
-    suite: &SuiteContext,
     remaining_after_s: f64,
-    cancel: &CancellationToken,
     role: Role<'_>,
 ) -> RunOutcome {
+    let Env {
+        client,
+        serving,
+        suite,
+        cancel,
+    } = env;
     let sla = role.sla;
     let label = format!(
         "[{}/{}] {} {} {}{}{}",
@@ -368,7 +383,7 @@ pub async fn run_point(
             timestamp: chrono::Local::now(),
         },
         infra: suite.infra.clone(),
-        serving,
+        serving: serving.clone(),
     };
     let dir = suite.results_dir.join(&run.suite);
     let mut writer = match ResultWriter::create(&dir, &head.name) {

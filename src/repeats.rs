@@ -5,12 +5,9 @@
 //! result file saying which repeat it is; the last one's result also holds every repeat's
 //! headline figures and their spread (`measure::repeats`).
 
-use tokio_util::sync::CancellationToken;
-
-use crate::client::Client;
 use crate::plan::PlannedRun;
-use crate::point::{run_point, Repeat, RepeatRun, Role, RunOutcome, SuiteContext};
-use crate::results::{RepeatOf, Serving};
+use crate::point::{run_point, Env, Repeat, RepeatRun, Role, RunOutcome};
+use crate::results::RepeatOf;
 use crate::workload::prompt::mix_seed;
 
 /// The seed of repeat `n` (1 for the first) of a point planned with `seed`.
@@ -23,17 +20,14 @@ pub fn repeat_seed(seed: u64, n: u32) -> u64 {
 
 /// Runs the `repeats` repeats of `run`; one outcome each. `position` counts the baseline's
 /// points so far (user ids never repeat between them).
-#[allow(clippy::too_many_arguments)]
 pub async fn run_repeats(
     run: &PlannedRun,
     repeats: u32,
-    client: &Client,
-    serving: Serving,
+    env: Env<'_>,
     position: &mut u64,
-    suite: &SuiteContext,
     remaining_after_s: f64,
-    cancel: &CancellationToken,
 ) -> Vec<RunOutcome> {
+    let cancel = env.cancel;
     let mut outcomes = Vec::new();
     let mut earlier: Vec<RepeatRun> = Vec::new();
     for n in 1..=repeats {
@@ -48,12 +42,9 @@ pub async fn run_repeats(
         let left = remaining_after_s + f64::from(repeats - n) * run.point.estimated_s;
         let mut o = run_point(
             &this,
-            client,
-            serving.clone(),
+            env,
             *position,
-            suite,
             left,
-            cancel,
             Role {
                 sla: None,
                 repeat: Some(Repeat {

@@ -8,14 +8,10 @@
 
 use std::path::Path;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::client::Client;
 use crate::config::Num;
 use crate::plan::{point_seed, PlannedRun};
-use crate::point::{run_point, Role, RunOutcome, SuiteContext};
+use crate::point::{run_point, Env, Role, RunOutcome};
 use crate::results::sla::{Probe, SearchResult, SlaFile};
-use crate::results::Serving;
 use crate::workload::search::{Bisection, SearchSpec, Status};
 
 /// The searched value `load` as a number of the key's kind.
@@ -28,16 +24,13 @@ fn load_num(spec: &SearchSpec, load: f64) -> Num {
 
 /// Runs the search `run` stands for (its item has a `SEARCH`); one outcome per probe.
 /// `position` counts the baseline's points so far (user ids never repeat between them).
-#[allow(clippy::too_many_arguments)]
 pub async fn run_search(
     run: &PlannedRun,
-    client: &Client,
-    serving: Serving,
+    env: Env<'_>,
     position: &mut u64,
-    suite: &SuiteContext,
     remaining_after_s: f64,
-    cancel: &CancellationToken,
 ) -> Vec<RunOutcome> {
+    let (suite, cancel) = (env.suite, env.cancel);
     let Some(spec) = run.item.search.clone() else {
         return vec![RunOutcome::failed(run, "not a search")];
     };
@@ -86,12 +79,9 @@ pub async fn run_search(
         );
         let o = run_point(
             &probe_run,
-            client,
-            serving.clone(),
+            env,
             *position,
-            suite,
             remaining_after_s,
-            cancel,
             Role {
                 sla: Some(&spec.sla),
                 repeat: None,

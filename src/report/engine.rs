@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use plotters::prelude::*;
 use serde_json::Value;
 
-use super::html::{escape, num};
 use super::load::{RunResult, WorkloadGroup};
+use super::text::{escape, num};
 use crate::engine_metrics::{Scrape, COMMON};
 
 fn metrics(r: &RunResult) -> Option<&Value> {

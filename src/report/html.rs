@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::load::{RunResult, SessionInfo, WorkloadGroup};
 use super::plot::series_color;
+use super::text::{escape, num};
 
 /// What the page shows.
 #[derive(Debug)]
@@ -32,22 +33,6 @@ pub struct Page<'a> {
     pub sla: &'a [crate::results::sla::SlaFile],
     /// When the page was generated, as text.
     pub generated_at: String,
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const CSS: &str = r#"
@@ -274,22 +259,6 @@ fn warnings_section(h: &mut String, page: &Page) {
         );
     } else {
         let _ = writeln!(h, "<ul class=\"warnings\">\n{items}</ul>");
-    }
-}
-
-/// A number for a table cell: two decimals, fewer for large values; `—` when absent.
-pub fn num(v: Option<f64>) -> String {
-    match v {
-        Some(x) if x.is_finite() => {
-            if x.abs() >= 10_000.0 {
-                format!("{x:.0}")
-            } else if x.abs() >= 1_000.0 {
-                format!("{x:.1}")
-            } else {
-                format!("{x:.2}")
-            }
-        }
-        _ => "—".to_string(),
     }
 }
 

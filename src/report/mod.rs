@@ -21,6 +21,7 @@ pub mod html;
 pub mod load;
 pub mod plot;
 mod sla;
+pub mod text;
 
 use std::path::{Path, PathBuf};
 

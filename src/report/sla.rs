@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::html::{escape, num};
+use super::text::{escape, num};
 use crate::results::sla::{SearchResult, SlaFile};
 use crate::results::SLA_SUFFIX;
 

@@ -533,10 +533,10 @@ fn drawing_without_the_font_fails_cleanly() {
 #[test]
 fn html_escapes_everything_from_files() {
     assert_eq!(
-        html::escape(r#"<script>alert("x" & 'y')</script>"#),
+        text::escape(r#"<script>alert("x" & 'y')</script>"#),
         "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;"
     );
-    assert_eq!(html::escape("plain ünïcode"), "plain ünïcode");
+    assert_eq!(text::escape("plain ünïcode"), "plain ünïcode");
 
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();

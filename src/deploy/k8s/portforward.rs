@@ -383,6 +383,18 @@ impl Drop for PortForward {
     }
 }
 
+/// A listener on `127.0.0.1:port` (`0`: a free port) and the address it got.
+async fn bind_loopback(port: u16) -> Result<(TcpListener, SocketAddr), K8sError> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| K8sError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| K8sError::Bind { addr, source })?;
+    Ok((listener, local_addr))
+}
+
 async fn accept_loop(listener: TcpListener, fwd: Arc<Forwarder>, cancel: CancellationToken) {
     loop {
         tokio::select! {
@@ -428,13 +440,7 @@ impl Kube {
             pinned: None,
         });
         let first = fwd.current().await?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], local_port));
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| K8sError::Bind { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| K8sError::Bind { addr, source })?;
+        let (listener, local_addr) = bind_loopback(local_port).await?;
         let mut listeners = vec![listener];
         if local_port != 0 {
             let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, local_port));
@@ -482,13 +488,7 @@ impl Kube {
             target: Mutex::new(Some(target.clone())),
             pinned: Some(target),
         });
-        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| K8sError::Bind { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| K8sError::Bind { addr, source })?;
+        let (listener, local_addr) = bind_loopback(0).await?;
         let cancel = CancellationToken::new();
         let tasks = vec![tokio::spawn(accept_loop(listener, fwd, cancel.clone()))];
         tracing::info!(
