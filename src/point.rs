@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::CacheState;
 use crate::client::Client;
-use crate::engine_metrics::scrape::{Scraper, Target};
+use crate::engine_metrics::scrape::{self, Scraper, Target};
 use crate::engine_metrics::ClientTotals;
 use crate::measure::sla::{Sla, Stop, Verdict, Watch};
 use crate::measure::steady::{Steady, SteadyState, Window};
@@ -508,10 +508,13 @@ pub async fn run_point(
         Ok(x) => x,
         Err(e) => return RunOutcome::failed(run, format!("collector task failed: {e}")),
     };
-    let mut scraped = Vec::new();
-    for (pod, s) in scrapers {
-        scraped.push((pod, s.finish().await));
-    }
+    // Every pod's last scrape at once.
+    let scraped: Vec<(Option<String>, scrape::Collected)> = futures_util::future::join_all(
+        scrapers
+            .into_iter()
+            .map(|(pod, s)| async move { (pod, s.finish().await) }),
+    )
+    .await;
     let series = writer.requests_path().with_file_name(format!(
         "{}{}",
         writer.stem(),
