@@ -550,6 +550,9 @@ pub async fn run_point(
         target_qps: run.point.target_qps(),
         run_duration_s: window.map(|(a, b)| b - a),
         api,
+        capped: health
+            .concurrency_cap
+            .is_some_and(|c| stats.max_in_flight >= c),
     });
     let facts = RunFacts {
         window,

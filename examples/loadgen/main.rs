@@ -823,6 +823,7 @@ fn drive(
             target_qps,
             run_duration_s: window.map(|(a, b)| b - a),
             api: Default::default(),
+            capped: false,
         });
         anyhow::Ok((summary, stats, errors, writer, write_error))
     })?;

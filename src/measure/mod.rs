@@ -40,6 +40,11 @@ pub struct SummaryContext {
     /// The endpoint the requests went to: on the chat API the client counts message contents
     /// only, which the server's count (chat template included) cannot be compared with.
     pub api: ApiType,
+    /// A closed loop that filled its cap on requests in flight (`MAX_CONCURRENCY`): its
+    /// requests waited for a free slot by design, so their send lag and a rate short of the
+    /// schedule are the loop's, not lateness, and are not warned about (the measurement
+    /// verdict skips them too).
+    pub capped: bool,
 }
 
 /// Achieved rate below this fraction of the rate of the requests' slots (what the workload's
@@ -332,7 +337,7 @@ impl Aggregator {
                 failure_list(&failures_by_cause)
             ));
         }
-        if qps_shortfall {
+        if qps_shortfall && !ctx.capped {
             if let (Some(a), Some(sched)) = (achieved_qps, scheduled_qps) {
                 let target =
                     target.map_or(String::new(), |t| format!("; the target was {t} req/s"));
@@ -343,7 +348,10 @@ impl Aggregator {
                 ));
             }
         }
-        if let Some(p99) = send_lag_ms.p99.filter(|p| *p > SEND_LAG_WARN_MS) {
+        if let Some(p99) = send_lag_ms
+            .p99
+            .filter(|p| *p > SEND_LAG_WARN_MS && !ctx.capped)
+        {
             warnings.push(format!(
                 "p99 send lag is {p99:.1} ms: requests left later than scheduled; \
                  the *_from_due_ms and *_from_slot_ms figures include that delay"

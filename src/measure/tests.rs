@@ -95,6 +95,7 @@ fn ctx(target: Option<f64>) -> SummaryContext {
         target_qps: target,
         run_duration_s: None,
         api: Default::default(),
+        capped: false,
     }
 }
 
@@ -404,6 +405,33 @@ fn evenly_spaced(n: u64, rate: f64, lag: impl Fn(f64) -> f64) -> Vec<RequestReco
 }
 
 #[test]
+fn a_capped_closed_loop_is_not_warned_about_its_own_waits() {
+    // Each send 25 % later than due: 1.6 of 2 req/s, p99 send lag 1.25 s.
+    let late = evenly_spaced(11, 2.0, |d| d * 1.25);
+    let open = summarize(&late, &ctx(Some(2.0)));
+    let warned = |s: &Summary, what: &str| s.warnings.iter().any(|w| w.contains(what));
+    assert!(
+        warned(&open, "p99 send lag") && warned(&open, "of the"),
+        "{:?}",
+        open.warnings
+    );
+    // The same records from a loop that filled its MAX_CONCURRENCY: the waits are the loop's.
+    let capped = summarize(
+        &late,
+        &SummaryContext {
+            capped: true,
+            ..ctx(Some(2.0))
+        },
+    );
+    assert!(capped.qps_shortfall, "the figure itself stays");
+    assert!(
+        !warned(&capped, "p99 send lag") && !warned(&capped, "the schedule intended"),
+        "{:?}",
+        capped.warnings
+    );
+}
+
+#[test]
 fn achieved_qps_and_shortfall() {
     // 11 sends 0.5 s apart: window 5 s · 11/10 = 5.5 s → exactly 2 req/s.
     let s = summarize(&evenly_spaced(11, 2.0, |d| d), &ctx(Some(2.0)));
@@ -462,6 +490,7 @@ fn achieved_qps_and_shortfall() {
             target_qps: Some(2.0),
             run_duration_s: Some(4.0),
             api: Default::default(),
+            capped: false,
         },
     );
     assert_close!(s.achieved_qps, 0.25);

@@ -97,6 +97,7 @@ fn results_are_byte_identical_to_the_golden_files() {
             target_qps: run.point.target_qps(),
             run_duration_s: window.map(|(a, b)| b - a),
             api: Default::default(),
+            capped: false,
         });
         let facts = RunFacts {
             window,

@@ -55,6 +55,10 @@ const PALETTE: [RGBColor; 10] = [
 
 const MARKERS: usize = 6;
 
+/// The ring drawn around the marker of a point whose measurement is invalid
+/// (`results.measurement.valid` false): a colour no series uses.
+pub const INVALID_RING: RGBColor = RGBColor(255, 0, 0);
+
 /// The colour of series `i`.
 pub fn series_color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
@@ -130,6 +134,8 @@ struct Points {
     line: Vec<(f64, f64)>,
     untimed: Vec<(f64, f64)>,
     bars: Vec<(f64, f64, f64)>,
+    /// Points whose measurement is invalid.
+    invalid: Vec<(f64, f64)>,
 }
 
 fn points(group: &WorkloadGroup, series: usize, panel: &Panel) -> Points {
@@ -137,6 +143,7 @@ fn points(group: &WorkloadGroup, series: usize, panel: &Panel) -> Points {
         line: Vec::new(),
         untimed: Vec::new(),
         bars: Vec::new(),
+        invalid: Vec::new(),
     };
     for &i in &group.series[series].points {
         let r = &group.runs[i];
@@ -147,6 +154,9 @@ fn points(group: &WorkloadGroup, series: usize, panel: &Panel) -> Points {
         match x {
             Some(x) => p.line.push((x, y)),
             None => p.untimed.push((0.0, y)),
+        }
+        if r.results["measurement"]["valid"] == false {
+            p.invalid.push((x.unwrap_or(0.0), y));
         }
         if let Some((lo, hi)) = r
             .ci95(panel.metric)
@@ -414,6 +424,14 @@ fn draw_panel<DB: DrawingBackend>(
         for &pt in p.line.iter().chain(&p.untimed) {
             draw_marker(plotting, pt, s, color)?;
         }
+        // An invalid measurement: a ring around its marker (report.html says why).
+        for &pt in &p.invalid {
+            plotting
+                .draw(
+                    &(EmptyElement::at(pt) + Circle::new((0, 0), 12, INVALID_RING.stroke_width(3))),
+                )
+                .map_err(plot_err)?;
+        }
     }
     if all
         .iter()
@@ -535,6 +553,30 @@ mod tests {
             vec![(1.0, 8.5)],
             "the itl_ms-only result is not drawn as a gap"
         );
+    }
+
+    /// A point whose measurement is invalid gets a ring of its own colour; a valid one none.
+    #[test]
+    fn invalid_points_are_ringed() {
+        crate::report::plot::ensure_font().unwrap();
+        let ring_pixels = |invalid: bool| {
+            let mut r = result("a", 2.0, true);
+            r.results["measurement"] = serde_json::json!({"valid": !invalid});
+            let g = group(&[r, result("a", 4.0, true)], &[]);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p.png");
+            super::write_png(&path, &g[0], "t", "s", super::FONT_FAMILY).unwrap();
+            let decoder = png::Decoder::new(std::fs::File::open(&path).unwrap());
+            let mut reader = decoder.read_info().unwrap();
+            let mut buf = vec![0; reader.output_buffer_size()];
+            let info = reader.next_frame(&mut buf).unwrap();
+            buf.truncate(info.buffer_size());
+            let c = super::INVALID_RING;
+            buf.chunks(3).filter(|p| *p == [c.0, c.1, c.2]).count()
+        };
+        let (valid, invalid) = (ring_pixels(false), ring_pixels(true));
+        // Four panels, a ring of radius 12 and width 3 in each.
+        assert!(invalid >= valid + 4 * 100, "{valid} vs {invalid}");
     }
 
     #[test]

@@ -102,6 +102,7 @@ fn ctx() -> SummaryContext {
         target_qps: Some(0.5),
         run_duration_s: Some(10.0),
         api: Default::default(),
+        capped: false,
     }
 }
 

@@ -137,6 +137,7 @@ fn measure(streams: u64, warmup_s: f64, measured_s: f64) -> Measured {
             target_qps: None,
             run_duration_s: Some(measured_s),
             api: Default::default(),
+            capped: false,
         });
         (records, summary)
     });
