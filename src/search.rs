@@ -2,7 +2,9 @@
 //! [`crate::workload::search::Bisection`] picks them, each a real point (`point::run_point`)
 //! with its own result file, judged against the item's SLA and stopped early when it clearly
 //! cannot meet it. After every probe the suite's `<WORKLOAD>_sla.json` is rewritten, so an
-//! interrupted search leaves what it found.
+//! interrupted search leaves what it found. Resumed (`--resume`), a search plays its probes
+//! again in order, taking each one's verdict from its complete result file where the session
+//! has one and running only the probes it lacks.
 //!
 //! What it writes is `results::sla`'s [`SlaFile`].
 
@@ -77,17 +79,28 @@ pub async fn run_search(
             spec.axis.key(),
             load_num(&spec, load).label()
         );
-        let o = run_point(
-            &probe_run,
-            env,
-            *position,
-            remaining_after_s,
-            Role {
-                sla: Some(&spec.sla),
-                repeat: None,
-            },
-        )
-        .await;
+        let o = match measured(&probe_run, env.suite) {
+            Some(o) => {
+                tracing::info!(
+                    "{} {workload}: SLA probe {n} already measured in this session",
+                    run.baseline_key
+                );
+                o
+            }
+            None => {
+                run_point(
+                    &probe_run,
+                    env,
+                    *position,
+                    remaining_after_s,
+                    Role {
+                        sla: Some(&spec.sla),
+                        repeat: None,
+                    },
+                )
+                .await
+            }
+        };
         *position += 1;
         let valid = o
             .result_file
@@ -140,6 +153,27 @@ pub async fn run_search(
         result.probes.len()
     );
     outcomes
+}
+
+/// The probe `probe` as this session already measured it (a complete result of the same run,
+/// baseline and load, with its verdict), when resuming.
+fn measured(probe: &PlannedRun, suite: &crate::point::SuiteContext) -> Option<RunOutcome> {
+    let dir = suite.results_dir.join(&probe.suite);
+    let key = probe.point.sweep.key;
+    let value = probe.point.sweep.value?.value;
+    crate::results::complete_runs(&dir, &suite.session_id)
+        .into_iter()
+        .filter(|c| c.index == probe.index as u64)
+        .filter(|c| c.baseline_key.as_deref() == Some(probe.baseline_key.as_str()))
+        .find_map(|c| {
+            let f = crate::results::ResultFile::read(&c.path).ok()?;
+            let swept = f.run()?.sweep.get(key)?.as_f64()?;
+            let verdict = serde_json::from_value(f.results.get("sla")?.clone()).ok()?;
+            (swept == value).then(|| RunOutcome {
+                sla: Some(verdict),
+                ..RunOutcome::resumed(probe, &c.path)
+            })
+        })
 }
 
 /// Brings the result's summary up to date with the bisection.

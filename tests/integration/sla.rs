@@ -186,4 +186,33 @@ fn a_max_concurrency_search_finds_the_engines_batch_size() {
                 <= load
         );
     }
+    // Resumed, the search plays its probes again from their results: nothing is sent again,
+    // and it reaches the same answer.
+    let port = free_port();
+    let output = lmbench()
+        .args(["run", "-c"])
+        .arg(repo().join("run-bench.yaml"))
+        .arg("--spec")
+        .arg(repo().join("tests/e2e-specs/sla-concurrency.yaml"))
+        .arg("--results-dir")
+        .arg(out.path())
+        .args(["--port", &port.to_string()])
+        .args(["--resume", sla["session_id"].as_str().unwrap()])
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        result_files(&out.path().join("e2e-sla-concurrency")),
+        files,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("already measured in this session"),
+        "{stderr}"
+    );
+    let again = read_json(&out.path().join("e2e-sla-concurrency/vllm_random_sla.json"));
+    assert_eq!(again["searches"][0]["probes"], s["probes"]);
+    assert_eq!(again["searches"][0]["max_load"], s["max_load"]);
 }
