@@ -404,7 +404,7 @@ async fn run_points(
         suite.request_timeout,
         b.baseline.extra_body.clone(),
     ) {
-        Ok(c) => c.with_engine_metrics(dep.metrics_targets()),
+        Ok(c) => c,
         Err(e) => {
             return b
                 .runs
@@ -417,6 +417,7 @@ async fn run_points(
         baseline_type: Some(b.baseline.type_name().to_string()),
         config: Some(b.baseline.config_json.clone()),
     };
+    let engine_pods = dep.metrics_targets();
     let mut outcomes = Vec::new();
     let mut position = 0u64;
     for run in &b.runs {
@@ -439,6 +440,7 @@ async fn run_points(
             serving: &serving,
             suite,
             cancel,
+            engine_pods: &engine_pods,
         };
         let mut os = run_one(run, env, &mut position, remaining).await;
         // An engine that died during the run: its records and result are kept (partial), but
@@ -544,6 +546,7 @@ async fn run_against_existing(
                 serving: &serving,
                 suite,
                 cancel,
+                engine_pods: &[],
             };
             outcomes.extend(run_one(&run, env, &mut pos, remaining).await);
         }

@@ -69,6 +69,9 @@ pub struct Env<'a> {
     pub suite: &'a SuiteContext,
     /// Ctrl-C.
     pub cancel: &'a CancellationToken,
+    /// `(pod, metrics URL)` of the engine pods behind the endpoint, each through its own
+    /// port-forward (a cluster baseline with a router); empty otherwise.
+    pub engine_pods: &'a [(String, String)],
 }
 
 /// What a point is besides a planned run.
@@ -334,6 +337,7 @@ pub async fn run_point(
         serving,
         suite,
         cancel,
+        engine_pods,
     } = env;
     let sla = role.sla;
     let label = format!(
@@ -493,11 +497,14 @@ pub async fn run_point(
         .unwrap_or(0.0);
     // The engine's own metrics, once a second from before the first request to after the last.
     let scrape_start = tokio::time::Instant::now();
-    let scrapers: Vec<(Option<String>, Scraper)> =
-        Target::all(run.baseline.metrics_url.as_deref(), client)
-            .into_iter()
-            .map(|(pod, t)| (pod, Scraper::start(t, scrape_start)))
-            .collect();
+    let scrapers: Vec<(Option<String>, Scraper)> = Target::all(
+        run.baseline.metrics_url.as_deref(),
+        engine_pods,
+        client.config(),
+    )
+    .into_iter()
+    .map(|(pod, t)| (pod, Scraper::start(t, scrape_start)))
+    .collect();
     let cpu_before = crate::cpu::process_cpu();
     let wall = std::time::Instant::now();
     let runner::Finished {

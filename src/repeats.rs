@@ -8,15 +8,7 @@
 use crate::plan::PlannedRun;
 use crate::point::{run_point, Env, Repeat, RepeatRun, Role, RunOutcome};
 use crate::results::RepeatOf;
-use crate::workload::prompt::mix_seed;
-
-/// The seed of repeat `n` (1 for the first) of a point planned with `seed`.
-pub fn repeat_seed(seed: u64, n: u32) -> u64 {
-    match n {
-        1 => seed,
-        n => mix_seed(&[seed, u64::from(n)]),
-    }
-}
+use crate::workload::repeat_seed;
 
 /// Runs the `repeats` repeats of `run`; one outcome each. `position` counts the baseline's
 /// points so far (user ids never repeat between them).

@@ -106,9 +106,6 @@ pub struct Client {
     /// Counts generated text into `client_completion_tokens`; without one, content chunks are
     /// counted.
     tokens: Option<Counter>,
-    /// `(pod, metrics URL)` of the engine pods behind the endpoint, where they are reached
-    /// one by one (a cluster baseline with a router); empty otherwise.
-    engine_metrics: Arc<Vec<(String, String)>>,
 }
 
 /// A [`TokenCounter`], shown in `Debug` output as a placeholder.
@@ -200,7 +197,6 @@ impl Client {
             }),
             progress: None,
             tokens: None,
-            engine_metrics: Arc::default(),
         })
     }
 
@@ -265,19 +261,6 @@ impl Client {
     /// The configuration the client was built with.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.cfg
-    }
-
-    /// A handle on the same connection pool that knows the engine pods' metrics URLs.
-    pub fn with_engine_metrics(&self, targets: Vec<(String, String)>) -> Client {
-        Client {
-            engine_metrics: Arc::new(targets),
-            ..self.clone()
-        }
-    }
-
-    /// `(pod, metrics URL)` of the engine pods behind the endpoint (empty: the endpoint's own).
-    pub fn engine_metrics(&self) -> &[(String, String)] {
-        &self.engine_metrics
     }
 
     /// A handle on the same connection pool that counts its requests into `progress`.

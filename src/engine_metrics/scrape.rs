@@ -33,21 +33,21 @@ pub struct Target {
 }
 
 impl Target {
-    /// What to scrape for the engine(s) behind `client`'s endpoint: the baseline's
-    /// `metricsURL` if given; else each engine pod of a cluster baseline through its own
-    /// port-forward (named); else `/metrics` at the endpoint's root. With the endpoint's
-    /// credentials.
+    /// What to scrape for the engine(s) behind `cfg`'s endpoint: the baseline's `metricsURL`
+    /// if given; else each engine pod of a cluster baseline through its own port-forward
+    /// (`pods`: `(pod, metrics URL)`, named); else `/metrics` at the endpoint's root. With the
+    /// endpoint's credentials.
     pub fn all(
         metrics_url: Option<&str>,
-        client: &crate::client::Client,
+        pods: &[(String, String)],
+        cfg: &crate::client::ClientConfig,
     ) -> Vec<(Option<String>, Target)> {
-        let cfg = client.config();
         let target = |url: String| Target {
             url,
             api_key: cfg.api_key.clone(),
             ca_cert: cfg.ca_cert.clone(),
         };
-        match (metrics_url, client.engine_metrics()) {
+        match (metrics_url, pods) {
             (Some(u), _) => vec![(None, target(u.to_string()))],
             (None, []) => vec![(None, target(default_url(&cfg.base_url)))],
             (None, pods) => pods

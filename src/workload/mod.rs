@@ -566,10 +566,16 @@ impl RunContext {
     /// does) for this run: itself for the first repeat, mixed with the repeat's number for the
     /// others, so that repeats draw their own arrivals.
     pub fn per_repeat(&self, seed: u64) -> u64 {
-        match self.repeat {
-            0 | 1 => seed,
-            n => prompt::mix_seed(&[seed, u64::from(n)]),
-        }
+        repeat_seed(seed, self.repeat)
+    }
+}
+
+/// The seed of repeat `n` (1 for the first) of a stream seeded with `seed`: `seed` itself for
+/// the first, mixed with `n` for the others.
+pub fn repeat_seed(seed: u64, n: u32) -> u64 {
+    match n {
+        0 | 1 => seed,
+        n => prompt::mix_seed(&[seed, u64::from(n)]),
     }
 }
 

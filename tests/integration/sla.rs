@@ -188,17 +188,8 @@ fn a_max_concurrency_search_finds_the_engines_batch_size() {
     }
     // Resumed, the search plays its probes again from their results: nothing is sent again,
     // and it reaches the same answer.
-    let port = free_port();
-    let output = lmbench()
-        .args(["run", "-c"])
-        .arg(repo().join("run-bench.yaml"))
-        .arg("--spec")
-        .arg(repo().join("tests/e2e-specs/sla-concurrency.yaml"))
-        .arg("--results-dir")
-        .arg(out.path())
-        .args(["--port", &port.to_string()])
+    let output = e2e_spec_run("sla-concurrency.yaml", out.path(), free_port())
         .args(["--resume", sla["session_id"].as_str().unwrap()])
-        .timeout(std::time::Duration::from_secs(120))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -111,21 +111,26 @@ pub fn assert_lmbench_shape(v: &serde_json::Value) {
     assert_eq!(ts.len(), 13, "timestamp YYYYmmdd-HHMM: {ts}");
 }
 
-/// Run one spec of `tests/e2e-specs/` (with the repository's run-bench.yaml, on a free port)
-/// into `out`; it must succeed and free its port. Returns the suite's result files.
-pub fn run_e2e_spec(spec: &str, suite: &str, out: &Path) -> Vec<PathBuf> {
-    let port = free_port();
-    lmbench()
-        .args(["run", "-c"])
+/// `lmbench run` of one spec of `tests/e2e-specs/` (or an absolute path) with the
+/// repository's run-bench.yaml, into `out`, on `port`, within two minutes.
+pub fn e2e_spec_run(spec: &str, out: &Path, port: u16) -> Command {
+    let mut c = lmbench();
+    c.args(["run", "-c"])
         .arg(repo().join("run-bench.yaml"))
         .arg("--spec")
         .arg(repo().join("tests/e2e-specs").join(spec))
         .arg("--results-dir")
         .arg(out)
         .args(["--port", &port.to_string()])
-        .timeout(std::time::Duration::from_secs(120))
-        .assert()
-        .success();
+        .timeout(std::time::Duration::from_secs(120));
+    c
+}
+
+/// Run one spec of `tests/e2e-specs/` (with the repository's run-bench.yaml, on a free port)
+/// into `out`; it must succeed and free its port. Returns the suite's result files.
+pub fn run_e2e_spec(spec: &str, suite: &str, out: &Path) -> Vec<PathBuf> {
+    let port = free_port();
+    e2e_spec_run(spec, out, port).assert().success();
     assert!(port_free(port), "the simulated engine still holds {port}");
     result_files(&out.join(suite))
 }
